@@ -1,0 +1,256 @@
+"""Type stubs of the native extension ``evospikenet._native`` (Rust, PyO3)."""
+
+from collections.abc import Callable, Iterator
+from types import TracebackType
+from typing import Any, Literal, Self
+
+__version__: str
+
+Serializer = Literal["json", "raw", "numpy"]
+
+def _interpreter_exiting() -> None:
+    """Tell the extension that the interpreter is exiting (registered with ``atexit``)."""
+
+class ZenohConfig:
+    """Configuration of a :class:`ZenohCommunicator`.
+
+    Args:
+        mode: Zenoh role: ``"peer"`` (default), ``"client"`` (talks through a router given in
+            ``connect``) or ``"router"``.
+        connect: Endpoints to connect to, e.g. ``["tcp/10.0.0.5:7447"]``.
+        listen: Endpoints to listen on, e.g. ``["tcp/0.0.0.0:7447"]``; port 0 picks a free port
+            (see :attr:`ZenohCommunicator.locators`).
+        namespace: Prefix of every topic on the wire (default ``"evospikenet"``).
+        psk: The pre-shared key: 64 hexadecimal characters (32 random bytes; surrounding
+            whitespace tolerated) or 32 raw bytes. ``None`` sends plaintext (with a warning).
+        multicast_scouting: Announce and discover nodes by UDP multicast. Off by default: it
+            broadcasts on the real network.
+        freshness_window: Seconds after which a message is too old to be accepted; also the
+            bound on clock disagreement between nodes.
+        session_grace: Seconds a restarted sender's previous session stays accepted.
+
+    With neither ``connect`` nor ``listen`` (peer mode), nodes on one machine meet on the
+    loopback rendezvous ``tcp/127.0.0.1:7447``: the first one started listens there, the
+    others connect to it, in any start order.
+
+    Raises:
+        ValueError: a malformed PSK (the message says what is expected and never shows the
+            value), an unknown mode, a malformed endpoint or namespace.
+    """
+
+    def __init__(
+        self,
+        mode: Literal["peer", "client", "router"] = "peer",
+        connect: list[str] | str | None = None,
+        listen: list[str] | str | None = None,
+        namespace: str = "evospikenet",
+        psk: str | bytes | None = None,
+        *,
+        multicast_scouting: bool = False,
+        freshness_window: float = 60.0,
+        session_grace: float = 5.0,
+    ) -> None: ...
+    @classmethod
+    def from_env(cls) -> ZenohConfig:
+        """Build from ``EVOSPIKENET_PSK``, ``NODE_ID``, ``EVOSPIKENET_CONNECT`` and
+        ``EVOSPIKENET_LISTEN`` (comma-separated endpoints), ``EVOSPIKENET_MODE`` and
+        ``EVOSPIKENET_NAMESPACE``. Unset variables keep the defaults."""
+    @property
+    def mode(self) -> str: ...
+    @property
+    def connect(self) -> list[str]: ...
+    @connect.setter
+    def connect(self, value: list[str] | str) -> None: ...
+    @property
+    def listen(self) -> list[str]: ...
+    @listen.setter
+    def listen(self, value: list[str] | str) -> None: ...
+    @property
+    def namespace(self) -> str: ...
+    @property
+    def encrypted(self) -> bool:
+        """Whether a PSK is configured (the key itself cannot be read back)."""
+    @property
+    def key_id(self) -> str | None:
+        """Public 4-byte identifier of the PSK (hex), the same on every node with the same key."""
+    @property
+    def node_id(self) -> str | None:
+        """The node id read from ``NODE_ID`` by :meth:`from_env`."""
+    @property
+    def multicast_scouting(self) -> bool: ...
+    @property
+    def freshness_window(self) -> float: ...
+
+class Subscription:
+    """A callback subscription returned by :meth:`ZenohCommunicator.subscribe`."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def active(self) -> bool: ...
+    def undeclare(self) -> None:
+        """Stop delivering; messages still queued for the callback are discarded."""
+    def close(self) -> None:
+        """Same as :meth:`undeclare`."""
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool: ...
+
+class Service:
+    """A served topic returned by :meth:`ZenohCommunicator.serve`."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def active(self) -> bool: ...
+    def undeclare(self) -> None:
+        """Stop answering requests."""
+    def close(self) -> None:
+        """Same as :meth:`undeclare`."""
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool: ...
+
+class MessageQueue:
+    """A bounded queue of received messages, returned by
+    :meth:`ZenohCommunicator.subscribe_queue`.
+
+    Messages arriving while the queue is full are dropped and counted in
+    ``stats()["dropped_queue_full"]`` (and a rate-limited warning is logged).
+    """
+
+    @property
+    def topic(self) -> str: ...
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        """Return the next message's data (or ``(data, sender, topic)`` with ``with_info``).
+
+        Blocks up to ``timeout`` seconds (forever if ``None``; Ctrl-C interrupts).
+
+        Raises:
+            queue.Empty: nothing arrived in time, or the queue was closed and is drained.
+        """
+    def get_nowait(self) -> Any:
+        """``get(block=False)``."""
+    def qsize(self) -> int: ...
+    def empty(self) -> bool: ...
+    def __len__(self) -> int: ...
+    def __iter__(self) -> Iterator[Any]:
+        """Iterate over messages as they arrive; ends when the queue is closed."""
+    def __next__(self) -> Any: ...
+    def close(self) -> None:
+        """Stop receiving; messages already queued can still be read."""
+    def undeclare(self) -> None:
+        """Same as :meth:`close`."""
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool: ...
+
+class ZenohCommunicator:
+    """The encrypted communicator of one node.
+
+    ``ZenohCommunicator(node_id, config)`` or ``ZenohCommunicator(config)``. Without a
+    node id, ``NODE_ID`` is used, else a random ``node-xxxxxxxx``. Without a config,
+    :meth:`ZenohConfig.from_env` is used.
+
+    With a PSK, every payload is sealed with AES-256-GCM under a key derived for this
+    sender and this run (HKDF-SHA256), and every received message must authenticate and
+    must not be a replay; failures are dropped, counted in :meth:`stats` and logged as
+    ``WARNING Decryption failed for topic: <topic>`` on the ``evospikenet.zenoh_comm``
+    logger (rate-limited). A node with a PSK never accepts plaintext; one without a PSK
+    cannot read encrypted traffic.
+
+    Callbacks and serve handlers run one at a time on a dedicated thread of this
+    communicator, never on Zenoh's network threads. Publishing is safe from any number of
+    threads. Close with :meth:`close` or a ``with`` block.
+
+    Raises:
+        ValueError: a malformed node id (1-64 characters of letters, digits, ``-_.``).
+        ConnectionError: the Zenoh session could not be opened (e.g. a listen port in use).
+    """
+
+    def __init__(
+        self, node_id: str | ZenohConfig | None = None, config: ZenohConfig | None = None
+    ) -> None: ...
+    @property
+    def node_id(self) -> str: ...
+    @property
+    def namespace(self) -> str: ...
+    @property
+    def encrypted(self) -> bool: ...
+    @property
+    def closed(self) -> bool: ...
+    @property
+    def locators(self) -> list[str]:
+        """The endpoints this node listens on, with the real port when 0 was requested."""
+    def connected_peers(self) -> int:
+        """How many Zenoh peers and routers this node currently has a link to."""
+    def publish(self, topic: str, data: Any, serialize: Serializer = "json") -> None:
+        """Encrypt and publish ``data`` on ``topic`` (under the namespace).
+
+        Serializers: ``"json"`` (dict, list, str, int, float, bool, None, and numpy
+        scalars), ``"raw"`` (bytes-like; bytes are sent without an extra copy) and
+        ``"numpy"`` (an ndarray of any numeric or bool dtype and any shape; received as an
+        ndarray of the same dtype and shape). Blocks (never drops) while the network is
+        congested.
+
+        Raises:
+            ValueError: unknown serializer, invalid topic (wildcards are for subscribing),
+                non-finite floats in json.
+            TypeError: data the serializer cannot encode.
+            RuntimeError: the communicator is closed.
+        """
+    def subscribe(
+        self, topic: str, callback: Callable[..., Any], *, with_info: bool = False
+    ) -> Subscription:
+        """Call ``callback(data)`` for each authentic message on ``topic``.
+
+        ``topic`` may use Zenoh wildcards: ``*`` (one chunk) and ``**`` (any chunks). With
+        ``with_info=True`` the callback is called as ``callback(data, sender_node_id,
+        topic)``. An exception in the callback is logged with its traceback and counted in
+        ``stats()["dropped_by_callback_error"]``; the subscription keeps running.
+        """
+    def subscribe_queue(
+        self, topic: str, maxsize: int = 10000, *, with_info: bool = False
+    ) -> MessageQueue:
+        """Subscribe into a bounded :class:`MessageQueue` instead of a callback."""
+    def request(
+        self, topic: str, data: Any, serialize: Serializer = "json", timeout: float = 5.0
+    ) -> Any:
+        """Send an encrypted request and return the first authentic reply's data.
+
+        Raises:
+            TimeoutError: no authentic reply within ``timeout`` seconds.
+        """
+    def serve(
+        self, topic: str, handler: Callable[[Any], Any], serialize: Serializer = "json"
+    ) -> Service:
+        """Answer requests on ``topic`` with ``handler(data)``, encoded with ``serialize``.
+
+        The reply is encrypted and bound to the request it answers. If the handler raises,
+        the error is logged and the requester gets no reply (it times out).
+        """
+    def stats(self) -> dict[str, int]:
+        """Counters: ``published``, ``received``, ``bytes_sent``, ``bytes_received``,
+        ``decrypt_failures``, ``replays_rejected``, ``decode_errors``,
+        ``dropped_by_callback_error``, ``dropped_queue_full``. Still readable after close."""
+    def close(self) -> None:
+        """Close the Zenoh session and stop the callback thread. Idempotent."""
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool: ...

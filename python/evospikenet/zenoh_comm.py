@@ -1,0 +1,26 @@
+"""Encrypted publish/subscribe and request/reply over Eclipse Zenoh.
+
+The documented import path::
+
+    from evospikenet.zenoh_comm import ZenohCommunicator, ZenohConfig
+
+    config = ZenohConfig(psk=os.getenv("EVOSPIKENET_PSK"))
+    with ZenohCommunicator("node-1", config) as comm:
+        comm.subscribe("topic", lambda data: print(data))
+        comm.publish("topic", {"data": "secret"}, serialize="json")
+
+Every payload is sealed with AES-256-GCM under a per-sender key derived from the PSK
+(HKDF-SHA256). Messages that fail authentication or replay checks are dropped, counted in
+``stats()`` and reported on the ``evospikenet.zenoh_comm`` logger as
+``Decryption failed for topic: <topic>``.
+"""
+
+from evospikenet._native import (
+    MessageQueue,
+    Service,
+    Subscription,
+    ZenohCommunicator,
+    ZenohConfig,
+)
+
+__all__ = ["MessageQueue", "Service", "Subscription", "ZenohCommunicator", "ZenohConfig"]

@@ -1,0 +1,584 @@
+//! The communicator: transport + crypto + codec. The Rust API the Python layer wraps,
+//! testable on its own with `cargo test`.
+//!
+//! publish: payload bytes -> envelope seal (header, AAD = header + topic) -> zenoh put
+//! receive: zenoh sample -> envelope open (tag, then replay) -> handler
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use zenoh::pubsub::Subscriber;
+use zenoh::query::{Query, Queryable};
+use zenoh::Wait;
+
+use crate::codec::Format;
+use crate::config::{validate_node_id, Config};
+use crate::crypto::envelope::Kind;
+use crate::crypto::now_ms;
+use crate::crypto::session::{KeyRing, Opened, Receiver, ReceiverPolicy, Sender};
+use crate::error::{Error, Result};
+use crate::transport::{QueryOutcome, Transport};
+
+/// Pause before re-sending a request that no service answered.
+const REQUEST_RETRY: Duration = Duration::from_millis(50);
+
+/// `log` target of every record; Python sees it as the logger `evospikenet.zenoh_comm`.
+pub const LOG_TARGET: &str = "evospikenet::zenoh_comm";
+
+/// Counters of one communicator; all monotonic.
+#[derive(Default, Debug)]
+pub struct Stats {
+    pub published: AtomicU64,
+    pub received: AtomicU64,
+    pub bytes_sent: AtomicU64,
+    pub bytes_received: AtomicU64,
+    pub decrypt_failures: AtomicU64,
+    pub replays_rejected: AtomicU64,
+    pub decode_errors: AtomicU64,
+    pub dropped_by_callback_error: AtomicU64,
+    pub dropped_queue_full: AtomicU64,
+}
+
+impl Stats {
+    /// (name, value) pairs, in a fixed order.
+    pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        vec![
+            ("published", get(&self.published)),
+            ("received", get(&self.received)),
+            ("bytes_sent", get(&self.bytes_sent)),
+            ("bytes_received", get(&self.bytes_received)),
+            ("decrypt_failures", get(&self.decrypt_failures)),
+            ("replays_rejected", get(&self.replays_rejected)),
+            ("decode_errors", get(&self.decode_errors)),
+            (
+                "dropped_by_callback_error",
+                get(&self.dropped_by_callback_error),
+            ),
+            ("dropped_queue_full", get(&self.dropped_queue_full)),
+        ]
+    }
+
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// A warning that an attacker can trigger at will is logged at most `BURST` times per
+/// `PERIOD_MS`; the next one logged says how many were suppressed.
+pub struct RateLimitedWarning {
+    state: Mutex<(u64, u32, u64)>, // (window start ms, logged in window, suppressed)
+}
+
+impl RateLimitedWarning {
+    const BURST: u32 = 5;
+    const PERIOD_MS: u64 = 10_000;
+
+    pub fn new() -> Self {
+        RateLimitedWarning {
+            state: Mutex::new((0, 0, 0)),
+        }
+    }
+
+    pub fn warn(&self, message: impl FnOnce() -> String) {
+        let now = now_ms();
+        let suppressed = {
+            let mut s = self.state.lock();
+            if now.saturating_sub(s.0) >= Self::PERIOD_MS {
+                s.0 = now;
+                s.1 = 0;
+            }
+            if s.1 >= Self::BURST {
+                s.2 += 1;
+                return;
+            }
+            s.1 += 1;
+            std::mem::take(&mut s.2)
+        };
+        if suppressed > 0 {
+            log::warn!(target: LOG_TARGET, "{} ({suppressed} similar warnings suppressed)", message());
+        } else {
+            log::warn!(target: LOG_TARGET, "{}", message());
+        }
+    }
+}
+
+impl Default for RateLimitedWarning {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Shared by every consumer of one communicator: counters and the drop warnings.
+#[derive(Default)]
+pub struct Monitor {
+    pub stats: Stats,
+    decrypt_failed: RateLimitedWarning,
+    replay: RateLimitedWarning,
+    decode: RateLimitedWarning,
+    no_key_warned: AtomicBool,
+}
+
+impl Monitor {
+    /// Count and report a message that did not pass `Receiver::open`.
+    pub fn rejected(&self, topic: &str, err: &Error) {
+        match err {
+            Error::Replay => {
+                Stats::add(&self.stats.replays_rejected, 1);
+                self.replay.warn(|| {
+                    format!("Decryption failed for topic: {topic} (replayed or stale message)")
+                });
+            }
+            Error::NoKey => {
+                Stats::add(&self.stats.decrypt_failures, 1);
+                if !self.no_key_warned.swap(true, Ordering::Relaxed) {
+                    log::warn!(
+                        target: LOG_TARGET,
+                        "Decryption failed for topic: {topic} (encrypted traffic received, \
+                         but this node has no key: configure the same PSK on every node)"
+                    );
+                }
+            }
+            _ => {
+                Stats::add(&self.stats.decrypt_failures, 1);
+                self.decrypt_failed
+                    .warn(|| format!("Decryption failed for topic: {topic}"));
+            }
+        }
+    }
+
+    /// Count and report an authentic message whose payload could not be decoded.
+    pub fn undecodable(&self, topic: &str, why: &str) {
+        Stats::add(&self.stats.decode_errors, 1);
+        self.decode
+            .warn(|| format!("Undecodable payload dropped for topic: {topic}: {why}"));
+    }
+}
+
+/// One message that passed every check.
+#[derive(Debug)]
+pub struct Message {
+    /// The topic without the namespace prefix.
+    pub topic: String,
+    pub sender: String,
+    pub format: Format,
+    pub payload: Vec<u8>,
+    /// When the sender sealed it (ms since the Unix epoch, sender's clock).
+    pub timestamp_ms: u64,
+}
+
+/// A subscription; undeclared by `undeclare()` or when the communicator closes.
+pub struct Subscription {
+    inner: Mutex<Option<Subscriber<()>>>,
+}
+
+impl Subscription {
+    pub fn undeclare(&self) -> Result<()> {
+        match self.inner.lock().take() {
+            // Errors here mean the session is already closed, which undeclared it.
+            Some(sub) => {
+                let _ = sub.undeclare().wait();
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.inner.lock().is_some()
+    }
+}
+
+/// A served topic; stops answering on `undeclare()` or when the communicator closes.
+pub struct Service {
+    inner: Mutex<Option<Queryable<()>>>,
+}
+
+impl Service {
+    pub fn undeclare(&self) -> Result<()> {
+        if let Some(q) = self.inner.lock().take() {
+            let _ = q.undeclare().wait();
+        }
+        Ok(())
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.inner.lock().is_some()
+    }
+}
+
+/// An authenticated request waiting for its reply; can be answered from any thread.
+pub struct Responder {
+    query: Query,
+    binding: Vec<u8>,
+    sender: Arc<Sender>,
+    monitor: Arc<Monitor>,
+}
+
+impl Responder {
+    /// Seal and send the reply (bound to the request it answers).
+    pub fn reply_with(
+        self,
+        format: Format,
+        size_hint: usize,
+        write: impl FnOnce(&mut Vec<u8>) -> Result<()>,
+    ) -> Result<()> {
+        let key = self.query.key_expr().as_str().to_owned();
+        let (msg, _, _) = self.sender.seal(
+            Kind::Reply,
+            &key,
+            &self.binding,
+            format as u8,
+            size_hint,
+            write,
+        )?;
+        Stats::add(&self.monitor.stats.bytes_sent, msg.len() as u64);
+        Transport::reply(&self.query, msg)
+    }
+}
+
+impl Responder {
+    /// Tell the requester that the request could not be handled (it raises at once
+    /// instead of waiting for its timeout). `why` must not contain secrets.
+    pub fn reply_error(self, why: &str) -> Result<()> {
+        let why = why.to_owned();
+        self.reply_with(Format::RemoteError, why.len(), |buf| {
+            buf.extend_from_slice(why.as_bytes());
+            Ok(())
+        })
+    }
+}
+
+/// The binding of a reply to its request: requester id, session and counter.
+fn request_binding(sender: &str, session_id: &[u8], counter: u64) -> Vec<u8> {
+    let mut b = Vec::with_capacity(sender.len() + 1 + session_id.len() + 8);
+    b.push(sender.len() as u8);
+    b.extend_from_slice(sender.as_bytes());
+    b.extend_from_slice(session_id);
+    b.extend_from_slice(&counter.to_be_bytes());
+    b
+}
+
+/// An encrypted Zenoh communicator for one node.
+pub struct Communicator {
+    node_id: String,
+    prefix: String,
+    transport: Transport,
+    keys: Arc<KeyRing>,
+    sender: Arc<Sender>,
+    policy: ReceiverPolicy,
+    replies: Receiver,
+    monitor: Arc<Monitor>,
+    /// Every live subscription and service, so they keep running when the caller drops
+    /// its handle (as `comm.subscribe("t", print)` does); emptied on close.
+    subscriptions: Mutex<Vec<Arc<Subscription>>>,
+    services: Mutex<Vec<Arc<Service>>>,
+    closed: AtomicBool,
+}
+
+impl Communicator {
+    /// Open a Zenoh session for `node_id` with `config`.
+    pub fn open(node_id: &str, config: &Config) -> Result<Communicator> {
+        validate_node_id(node_id)?;
+        config.validate()?;
+        if config.psk.is_none() {
+            log::warn!(
+                target: LOG_TARGET,
+                "No PSK configured: traffic of node {node_id} is NOT encrypted or \
+                 authenticated (set EVOSPIKENET_PSK or ZenohConfig(psk=...))"
+            );
+        }
+        let keys = Arc::new(KeyRing::new(config.psk.clone()));
+        let transport = Transport::open(config)?;
+        Ok(Communicator {
+            node_id: node_id.to_owned(),
+            prefix: format!("{}/", config.namespace),
+            sender: Arc::new(Sender::new(node_id, keys.clone())),
+            replies: Receiver::new(keys.clone(), config.policy),
+            policy: config.policy,
+            keys,
+            transport,
+            monitor: Arc::new(Monitor::default()),
+            subscriptions: Mutex::new(Vec::new()),
+            services: Mutex::new(Vec::new()),
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    pub fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
+    pub fn is_encrypted(&self) -> bool {
+        self.keys.has_key()
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.monitor.stats
+    }
+
+    pub fn monitor(&self) -> &Arc<Monitor> {
+        &self.monitor
+    }
+
+    pub fn transport(&self) -> &Transport {
+        &self.transport
+    }
+
+    /// Listening endpoints (real ports).
+    pub fn locators(&self) -> Vec<String> {
+        self.transport.locators()
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            Err(Error::Closed("communicator"))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The full key expression of a user topic. Publishing needs a concrete key
+    /// (`wildcards = false`); subscribing may use `*` and `**`.
+    pub fn key_expr(&self, topic: &str, wildcards: bool) -> Result<String> {
+        let bad = |why: &str| Error::InvalidArgument(format!("invalid topic {topic:?}: {why}"));
+        if topic.is_empty() {
+            return Err(bad("it is empty"));
+        }
+        if topic.starts_with('/') || topic.ends_with('/') || topic.contains("//") {
+            return Err(bad("no leading, trailing or double '/' allowed"));
+        }
+        if topic.contains(['$', '?', '#']) {
+            return Err(bad("'$', '?' and '#' are not allowed"));
+        }
+        let has_wild = topic.split('/').any(|c| c.contains('*'));
+        if has_wild && !wildcards {
+            return Err(bad("wildcards are only allowed when subscribing"));
+        }
+        let key = format!("{}{}", self.prefix, topic);
+        zenoh::key_expr::KeyExpr::try_from(key.as_str()).map_err(|_| {
+            bad("not a valid key expression (use '*' and '**' only as whole chunks)")
+        })?;
+        Ok(key)
+    }
+
+    fn user_topic<'a>(&self, key: &'a str) -> &'a str {
+        key.strip_prefix(&self.prefix).unwrap_or(key)
+    }
+
+    /// Seal a payload written by `write` straight into the message buffer, then put it.
+    pub fn publish_with(
+        &self,
+        topic: &str,
+        format: Format,
+        size_hint: usize,
+        write: impl FnOnce(&mut Vec<u8>) -> Result<()>,
+    ) -> Result<()> {
+        self.check_open()?;
+        let key = self.key_expr(topic, false)?;
+        let (msg, _, _) =
+            self.sender
+                .seal(Kind::Publish, &key, b"", format as u8, size_hint, write)?;
+        let len = msg.len() as u64;
+        self.transport.put(&key, msg)?;
+        Stats::add(&self.monitor.stats.published, 1);
+        Stats::add(&self.monitor.stats.bytes_sent, len);
+        Ok(())
+    }
+
+    /// Publish `payload` as `format`.
+    pub fn publish(&self, topic: &str, format: Format, payload: &[u8]) -> Result<()> {
+        self.publish_with(topic, format, payload.len(), |buf| {
+            buf.extend_from_slice(payload);
+            Ok(())
+        })
+    }
+
+    /// Subscribe to `topic` (wildcards allowed). `handler` runs on Zenoh's receive threads
+    /// with every message that authenticated, was not a replay, and has a known format.
+    pub fn subscribe(
+        &self,
+        topic: &str,
+        handler: impl Fn(Message) + Send + Sync + 'static,
+    ) -> Result<Arc<Subscription>> {
+        self.check_open()?;
+        let key = self.key_expr(topic, true)?;
+        let receiver = Receiver::new(self.keys.clone(), self.policy);
+        let monitor = self.monitor.clone();
+        let prefix = self.prefix.clone();
+        let subscriber = self.transport.subscribe(&key, move |sample| {
+            let key = sample.key_expr().as_str();
+            let topic = key.strip_prefix(&prefix).unwrap_or(key);
+            let bytes = sample.payload().to_bytes();
+            match receiver.open(&bytes, key, b"", Kind::Publish) {
+                Ok(opened) => {
+                    if let Some(msg) = accept(&monitor, topic, bytes.len(), opened) {
+                        handler(msg);
+                    }
+                }
+                Err(e) => monitor.rejected(topic, &e),
+            }
+        })?;
+        let sub = Arc::new(Subscription {
+            inner: Mutex::new(Some(subscriber)),
+        });
+        let mut all = self.subscriptions.lock();
+        all.retain(|s| s.is_active());
+        all.push(sub.clone());
+        Ok(sub)
+    }
+
+    /// Answer requests on `topic`: `handler` gets each authenticated request and a
+    /// `Responder` to answer it with (now or later, from any thread).
+    pub fn serve(
+        &self,
+        topic: &str,
+        handler: impl Fn(Message, Responder) + Send + Sync + 'static,
+    ) -> Result<Arc<Service>> {
+        self.check_open()?;
+        let key = self.key_expr(topic, true)?;
+        let receiver = Receiver::new(self.keys.clone(), self.policy);
+        let monitor = self.monitor.clone();
+        let sender = self.sender.clone();
+        let prefix = self.prefix.clone();
+        let queryable = self.transport.queryable(&key, move |query| {
+            let key = query.key_expr().as_str().to_owned();
+            let topic = key.strip_prefix(&prefix).unwrap_or(&key).to_owned();
+            let Some(payload) = query.payload() else {
+                monitor.rejected(&topic, &Error::Authentication);
+                return;
+            };
+            let bytes = payload.to_bytes();
+            match receiver.open(&bytes, &key, b"", Kind::Request) {
+                Ok(opened) => {
+                    let binding =
+                        request_binding(&opened.sender, &opened.session_id, opened.counter);
+                    if let Some(msg) = accept(&monitor, &topic, bytes.len(), opened) {
+                        let responder = Responder {
+                            query,
+                            binding,
+                            sender: sender.clone(),
+                            monitor: monitor.clone(),
+                        };
+                        handler(msg, responder);
+                    }
+                }
+                Err(e) => monitor.rejected(&topic, &e),
+            }
+        })?;
+        let service = Arc::new(Service {
+            inner: Mutex::new(Some(queryable)),
+        });
+        let mut all = self.services.lock();
+        all.retain(|s| s.is_active());
+        all.push(service.clone());
+        Ok(service)
+    }
+
+    /// Send a request and wait up to `timeout` for the first authentic reply.
+    ///
+    /// While no service answers at all (none declared yet, or its declaration has not
+    /// reached us), the request is sent again until the timeout: a service that exists
+    /// but did not answer acceptably is never asked twice.
+    pub fn request_with(
+        &self,
+        topic: &str,
+        format: Format,
+        size_hint: usize,
+        write: impl Fn(&mut Vec<u8>) -> Result<()>,
+        timeout: Duration,
+    ) -> Result<Message> {
+        self.check_open()?;
+        let key = self.key_expr(topic, false)?;
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let (msg, session_id, counter) =
+                self.sender
+                    .seal(Kind::Request, &key, b"", format as u8, size_hint, &write)?;
+            Stats::add(&self.monitor.stats.bytes_sent, msg.len() as u64);
+            let binding = request_binding(&self.node_id, &session_id, counter);
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let outcome = self.transport.query(&key, msg, left, |reply_key, bytes| {
+                let topic = self.user_topic(reply_key);
+                match self.replies.open(bytes, reply_key, &binding, Kind::Reply) {
+                    Ok(opened) => accept(&self.monitor, topic, bytes.len(), opened),
+                    Err(e) => {
+                        self.monitor.rejected(topic, &e);
+                        None
+                    }
+                }
+            })?;
+            match outcome {
+                QueryOutcome::Accepted(m) if m.format == Format::RemoteError => {
+                    return Err(Error::Remote(format!(
+                        "the service on topic {topic:?} ({}) failed: {}",
+                        m.sender,
+                        String::from_utf8_lossy(&m.payload)
+                    )))
+                }
+                QueryOutcome::Accepted(m) => return Ok(m),
+                QueryOutcome::NoReply if std::time::Instant::now() + REQUEST_RETRY < deadline => {
+                    std::thread::sleep(REQUEST_RETRY);
+                }
+                _ => {
+                    return Err(Error::Timeout(format!(
+                        "no reply to request on topic {topic:?} within {:.3} s",
+                        timeout.as_secs_f64()
+                    )))
+                }
+            }
+        }
+    }
+
+    /// Close the session. Idempotent; subscriptions and services stop with it.
+    pub fn close(&self) -> Result<()> {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let result = self.transport.close();
+        // The session undeclared them; dropping the handles releases the callbacks.
+        for s in self.subscriptions.lock().drain(..) {
+            s.inner.lock().take();
+        }
+        for s in self.services.lock().drain(..) {
+            s.inner.lock().take();
+        }
+        result
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for Communicator {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}
+
+fn accept(monitor: &Monitor, topic: &str, wire_len: usize, opened: Opened) -> Option<Message> {
+    match Format::from_byte(opened.format) {
+        Ok(Format::RemoteError) if opened.kind != Kind::Reply => {
+            monitor.undecodable(topic, "an error payload outside a reply");
+            None
+        }
+        Ok(format) => {
+            Stats::add(&monitor.stats.received, 1);
+            Stats::add(&monitor.stats.bytes_received, wire_len as u64);
+            Some(Message {
+                topic: topic.to_owned(),
+                sender: opened.sender,
+                format,
+                payload: opened.payload,
+                timestamp_ms: opened.timestamp_ms,
+            })
+        }
+        Err(e) => {
+            monitor.undecodable(topic, &e.to_string());
+            None
+        }
+    }
+}

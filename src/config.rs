@@ -1,0 +1,330 @@
+//! Communicator configuration and its translation into a Zenoh configuration.
+//!
+//! Secure defaults: multicast scouting is off unless asked for (it would announce the
+//! node on the real network), and with no endpoints given a node uses a fixed loopback
+//! rendezvous port, so two nodes on one machine find each other with no flag at all.
+
+use std::str::FromStr;
+
+use crate::crypto::keys::Psk;
+use crate::crypto::session::ReceiverPolicy;
+use crate::error::{Error, Result};
+
+/// The rendezvous endpoint of the zero-configuration local mesh: the first node listens
+/// on it, the others connect to it (and gossip meshes them through their own listeners).
+pub const DEFAULT_LOCAL_ENDPOINT: &str = "tcp/127.0.0.1:7447";
+/// Each node of the local mesh also listens here (an ephemeral port), so that gossip can
+/// connect the other nodes to it directly.
+const LOCAL_EPHEMERAL_ENDPOINT: &str = "tcp/127.0.0.1:0";
+pub const DEFAULT_NAMESPACE: &str = "evospikenet";
+
+/// Zenoh's role for this node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionMode {
+    Peer,
+    Client,
+    Router,
+}
+
+impl SessionMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionMode::Peer => "peer",
+            SessionMode::Client => "client",
+            SessionMode::Router => "router",
+        }
+    }
+}
+
+impl FromStr for SessionMode {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "peer" => Ok(SessionMode::Peer),
+            "client" => Ok(SessionMode::Client),
+            "router" => Ok(SessionMode::Router),
+            other => Err(Error::Config(format!(
+                "mode must be \"peer\", \"client\" or \"router\"; got {other:?}"
+            ))),
+        }
+    }
+}
+
+/// Everything a communicator needs besides its node id.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub mode: SessionMode,
+    pub connect: Vec<String>,
+    pub listen: Vec<String>,
+    pub namespace: String,
+    pub psk: Option<Psk>,
+    pub multicast_scouting: bool,
+    pub policy: ReceiverPolicy,
+    /// The node id `from_env` found in `NODE_ID`, used when none is passed explicitly.
+    pub node_id: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            mode: SessionMode::Peer,
+            connect: Vec::new(),
+            listen: Vec::new(),
+            namespace: DEFAULT_NAMESPACE.to_owned(),
+            psk: None,
+            multicast_scouting: false,
+            policy: ReceiverPolicy::default(),
+            node_id: None,
+        }
+    }
+}
+
+impl Config {
+    /// Read `EVOSPIKENET_PSK`, `NODE_ID`, `EVOSPIKENET_CONNECT`, `EVOSPIKENET_LISTEN`
+    /// (comma-separated endpoint lists), `EVOSPIKENET_MODE` and `EVOSPIKENET_NAMESPACE`.
+    pub fn from_env() -> Result<Config> {
+        Config::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// `from_env` over any variable lookup (testable without touching the process env).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config> {
+        let nonempty = |name: &str| get(name).filter(|v| !v.trim().is_empty());
+        let mut cfg = Config::default();
+        if let Some(psk) = nonempty("EVOSPIKENET_PSK") {
+            cfg.psk = Some(
+                Psk::from_hex(&psk)
+                    .map_err(|e| Error::Config(format!("EVOSPIKENET_PSK is invalid: {e}")))?,
+            );
+        }
+        if let Some(mode) = nonempty("EVOSPIKENET_MODE") {
+            cfg.mode = mode.parse()?;
+        }
+        if let Some(ns) = nonempty("EVOSPIKENET_NAMESPACE") {
+            cfg.namespace = ns.trim().to_owned();
+        }
+        cfg.connect = split_list(nonempty("EVOSPIKENET_CONNECT").as_deref());
+        cfg.listen = split_list(nonempty("EVOSPIKENET_LISTEN").as_deref());
+        if let Some(id) = nonempty("NODE_ID") {
+            let id = id.trim().to_owned();
+            validate_node_id(&id)?;
+            cfg.node_id = Some(id);
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Check every field; errors name the field and what is expected.
+    pub fn validate(&self) -> Result<()> {
+        validate_namespace(&self.namespace)?;
+        for (field, list) in [("connect", &self.connect), ("listen", &self.listen)] {
+            for ep in list {
+                validate_endpoint(field, ep)?;
+            }
+        }
+        if self.mode == SessionMode::Client && self.connect.is_empty() && !self.multicast_scouting {
+            return Err(Error::Config(
+                "mode \"client\" needs at least one `connect` endpoint (a router to talk through)"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// True when neither `connect` nor `listen` was given: the zero-configuration local mesh.
+    pub fn uses_local_rendezvous(&self) -> bool {
+        self.connect.is_empty() && self.listen.is_empty() && self.mode == SessionMode::Peer
+    }
+
+    /// The Zenoh configuration. `rendezvous_listener` only matters for the local mesh:
+    /// whether this node tries to own the rendezvous port.
+    pub fn to_zenoh(&self, rendezvous_listener: bool) -> Result<zenoh::Config> {
+        let mut z = zenoh::Config::default();
+        let set = |z: &mut zenoh::Config, key: &str, value: String| {
+            z.insert_json5(key, &value)
+                .map_err(|e| Error::Config(format!("zenoh config {key}: {e}")))
+        };
+        let json_list = |v: &[String]| serde_json::to_string(v).expect("strings serialize");
+        set(&mut z, "mode", format!("\"{}\"", self.mode.as_str()))?;
+        set(
+            &mut z,
+            "scouting/multicast/enabled",
+            self.multicast_scouting.to_string(),
+        )?;
+        if self.uses_local_rendezvous() {
+            let (listen, connect) = if rendezvous_listener {
+                (
+                    vec![
+                        DEFAULT_LOCAL_ENDPOINT.to_owned(),
+                        LOCAL_EPHEMERAL_ENDPOINT.to_owned(),
+                    ],
+                    vec![],
+                )
+            } else {
+                (
+                    vec![LOCAL_EPHEMERAL_ENDPOINT.to_owned()],
+                    vec![DEFAULT_LOCAL_ENDPOINT.to_owned()],
+                )
+            };
+            set(&mut z, "listen/endpoints", json_list(&listen))?;
+            set(&mut z, "connect/endpoints", json_list(&connect))?;
+            // Keep retrying the rendezvous: the node that owns it may start later or restart.
+            set(&mut z, "connect/timeout_ms", "-1".into())?;
+            set(&mut z, "connect/exit_on_failure", "false".into())?;
+            set(&mut z, "connect/retry", retry(100, 1000))?;
+        } else {
+            // Zenoh's own peer default listens on every interface; ours listens nowhere
+            // unless told (a node behind a router needs no listener).
+            set(&mut z, "listen/endpoints", json_list(&self.listen))?;
+            set(&mut z, "connect/endpoints", json_list(&self.connect))?;
+            if self.mode != SessionMode::Client {
+                set(&mut z, "connect/retry", retry(200, 2000))?;
+            }
+        }
+        Ok(z)
+    }
+}
+
+fn retry(init_ms: u32, max_ms: u32) -> String {
+    format!("{{period_init_ms: {init_ms}, period_max_ms: {max_ms}, period_increase_factor: 2}}")
+}
+
+fn split_list(v: Option<&str>) -> Vec<String> {
+    v.map(|s| {
+        s.split([',', ' ', '\n'])
+            .map(str::trim)
+            .filter(|x| !x.is_empty())
+            .map(str::to_owned)
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+/// Node ids appear in topics and headers: 1 to 64 characters of `A-Z a-z 0-9 - _ .`.
+pub fn validate_node_id(id: &str) -> Result<()> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Config(format!(
+            "node id must be 1-64 characters of letters, digits, '-', '_' or '.'; got {id:?}"
+        )))
+    }
+}
+
+fn validate_namespace(ns: &str) -> Result<()> {
+    let ok = !ns.is_empty()
+        && !ns.contains(['*', '$', '?', '#'])
+        && !ns.starts_with('/')
+        && !ns.ends_with('/')
+        && zenoh::key_expr::KeyExpr::try_from(ns).is_ok();
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Config(format!(
+            "namespace must be a plain key expression such as \"evospikenet\" (no wildcards, \
+             no leading or trailing '/'); got {ns:?}"
+        )))
+    }
+}
+
+fn validate_endpoint(field: &str, ep: &str) -> Result<()> {
+    let parsed = zenoh::config::EndPoint::from_str(ep).map_err(|_| {
+        Error::Config(format!(
+            "{field}: {ep:?} is not a zenoh endpoint; expected e.g. \"tcp/127.0.0.1:7447\""
+        ))
+    })?;
+    if parsed.protocol().as_str() != "tcp" {
+        return Err(Error::Config(format!(
+            "{field}: {ep:?} uses protocol {:?}; this build supports \"tcp/<host>:<port>\"",
+            parsed.protocol().as_str()
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PSK: &str = "8f1a7b3c9d2e4f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8";
+
+    #[test]
+    fn env_lookup_reads_all_variables() {
+        let cfg = Config::from_lookup(|k| {
+            Some(
+                match k {
+                    "EVOSPIKENET_PSK" => format!(" {PSK} "),
+                    "NODE_ID" => "pfc-0".into(),
+                    "EVOSPIKENET_CONNECT" => "tcp/127.0.0.1:7447, tcp/127.0.0.1:7448".into(),
+                    "EVOSPIKENET_LISTEN" => "tcp/127.0.0.1:0".into(),
+                    _ => return None,
+                }
+                .to_string(),
+            )
+        })
+        .unwrap();
+        assert!(cfg.psk.is_some());
+        assert_eq!(cfg.node_id.as_deref(), Some("pfc-0"));
+        assert_eq!(cfg.connect, ["tcp/127.0.0.1:7447", "tcp/127.0.0.1:7448"]);
+        assert_eq!(cfg.listen, ["tcp/127.0.0.1:0"]);
+    }
+
+    #[test]
+    fn bad_env_psk_is_reported_without_its_value() {
+        let err = Config::from_lookup(|k| (k == "EVOSPIKENET_PSK").then(|| "deadbeef".into()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("EVOSPIKENET_PSK") && err.contains("64"));
+        assert!(!err.contains("deadbeef"));
+    }
+
+    #[test]
+    fn rejects_bad_fields() {
+        let base = Config::default();
+        for cfg in [
+            Config {
+                namespace: "a/*".into(),
+                ..base.clone()
+            },
+            Config {
+                namespace: "".into(),
+                ..base.clone()
+            },
+            Config {
+                connect: vec!["127.0.0.1:7447".into()],
+                ..base.clone()
+            },
+            Config {
+                listen: vec!["udp/127.0.0.1:7447".into()],
+                ..base.clone()
+            },
+            Config {
+                mode: SessionMode::Client,
+                ..base.clone()
+            },
+        ] {
+            assert!(matches!(cfg.validate(), Err(Error::Config(_))), "{cfg:?}");
+        }
+        assert!("bridge".parse::<SessionMode>().is_err());
+        assert_eq!(
+            "Router".parse::<SessionMode>().unwrap(),
+            SessionMode::Router
+        );
+        for bad in ["", "a/b", "x*", &"n".repeat(65), "ü"] {
+            assert!(validate_node_id(bad).is_err(), "{bad:?}");
+        }
+        validate_node_id("motor-0.a_b").unwrap();
+    }
+
+    #[test]
+    fn zenoh_config_never_enables_multicast_by_default() {
+        let z = Config::default().to_zenoh(true).unwrap();
+        let json = format!("{z}");
+        assert!(json.contains("\"multicast\":{\"enabled\":false"), "{json}");
+        assert!(json.contains(DEFAULT_LOCAL_ENDPOINT));
+    }
+}

@@ -1,0 +1,521 @@
+//! Per-sender sessions: sealing with a fresh key per communicator instance, and on the
+//! receiving side deciding which messages to accept (key lookup, freshness, session
+//! order, replay window).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::{Mutex, RwLock};
+
+use crate::crypto::envelope::{self, Header, Kind, Mode, SESSION_ID_LEN};
+use crate::crypto::keys::{KeyId, Psk, SessionKey};
+use crate::crypto::replay::ReplayWindow;
+use crate::crypto::{now_ms, random_bytes};
+use crate::error::{Error, Result};
+
+/// A sender opens a new session (new id, new key, counter from 0) after this many
+/// messages. The counter is 64-bit, so this is not about nonce reuse but about the
+/// amount of data under one GCM key (cf. the AES-GCM limits in RFC 8446 §5.5).
+pub const MESSAGES_PER_SESSION: u64 = 1 << 32;
+/// At most this many sessions are remembered per sender (current + those retiring).
+const SESSIONS_PER_SENDER: usize = 4;
+
+/// Receiver tuning; see DESIGN.md §2.
+#[derive(Clone, Copy, Debug)]
+pub struct ReceiverPolicy {
+    /// A message sealed more than this long ago (or this far in the future, by the
+    /// receiver's clock) is rejected. Assumes node clocks agree within this bound.
+    pub freshness_ms: u64,
+    /// After a sender starts a newer session, its older sessions stay valid this long
+    /// (messages in flight), then are rejected.
+    pub session_grace_ms: u64,
+}
+
+impl Default for ReceiverPolicy {
+    fn default() -> Self {
+        ReceiverPolicy {
+            freshness_ms: 60_000,
+            session_grace_ms: 5_000,
+        }
+    }
+}
+
+/// The pre-shared keys a node holds: the first seals, all of them open (so a rotation
+/// can keep the previous key valid for a while).
+#[derive(Default, Debug)]
+pub struct KeyRing {
+    psks: RwLock<Vec<Arc<Psk>>>,
+}
+
+impl KeyRing {
+    pub fn new(psk: Option<Psk>) -> KeyRing {
+        KeyRing {
+            psks: RwLock::new(psk.into_iter().map(Arc::new).collect()),
+        }
+    }
+
+    pub fn has_key(&self) -> bool {
+        !self.psks.read().is_empty()
+    }
+
+    /// The key new sessions seal with.
+    pub fn sealing_key(&self) -> Option<Arc<Psk>> {
+        self.psks.read().first().cloned()
+    }
+
+    fn by_id(&self, id: KeyId) -> Option<Arc<Psk>> {
+        self.psks.read().iter().find(|p| p.key_id() == id).cloned()
+    }
+}
+
+/// One sending session: a random id, a start time and a counter under one key.
+struct SendSession {
+    id: [u8; SESSION_ID_LEN],
+    start_ms: u64,
+    started: Instant,
+    counter: AtomicU64,
+    mode: Mode,
+    key_id: KeyId,
+    key: Option<SessionKey>,
+}
+
+impl SendSession {
+    fn new(node_id: &str, keys: &KeyRing) -> SendSession {
+        let mut id = [0u8; SESSION_ID_LEN];
+        random_bytes(&mut id);
+        let psk = keys.sealing_key();
+        SendSession {
+            id,
+            start_ms: now_ms(),
+            started: Instant::now(),
+            counter: AtomicU64::new(0),
+            mode: if psk.is_some() {
+                Mode::Psk
+            } else {
+                Mode::Plain
+            },
+            key_id: psk.as_ref().map(|p| p.key_id()).unwrap_or_default(),
+            key: psk.map(|p| p.sender_key(&id, node_id)),
+        }
+    }
+}
+
+/// Seals every message a node sends. Safe to use from many threads at once.
+pub struct Sender {
+    node_id: String,
+    keys: Arc<KeyRing>,
+    current: RwLock<Arc<SendSession>>,
+}
+
+impl Sender {
+    pub fn new(node_id: &str, keys: Arc<KeyRing>) -> Sender {
+        let session = SendSession::new(node_id, &keys);
+        Sender {
+            node_id: node_id.to_owned(),
+            current: RwLock::new(Arc::new(session)),
+            keys,
+        }
+    }
+
+    /// Start a new session now (new id, new key from the current sealing PSK).
+    pub fn new_session(&self) {
+        *self.current.write() = Arc::new(SendSession::new(&self.node_id, &self.keys));
+    }
+
+    /// Seal one message. `binding` is extra associated data (the request a reply answers).
+    /// Returns the wire bytes and the header's (session id, counter), which identify it.
+    pub fn seal(
+        &self,
+        kind: Kind,
+        topic: &str,
+        binding: &[u8],
+        format: u8,
+        size_hint: usize,
+        write_payload: impl FnOnce(&mut Vec<u8>) -> Result<()>,
+    ) -> Result<(Vec<u8>, [u8; SESSION_ID_LEN], u64)> {
+        let (session, counter, offset) = loop {
+            let session = self.current.read().clone();
+            let counter = session.counter.fetch_add(1, Ordering::Relaxed);
+            let offset = session.started.elapsed().as_millis();
+            // Checked before use, never after: a counter at the limit is never sealed with.
+            if counter < MESSAGES_PER_SESSION && offset < u128::from(u32::MAX) {
+                break (session, counter, offset as u32);
+            }
+            let mut current = self.current.write();
+            if Arc::ptr_eq(&current, &session) {
+                *current = Arc::new(SendSession::new(&self.node_id, &self.keys));
+            }
+        };
+        let header = Header {
+            mode: session.mode,
+            kind,
+            key_id: session.key_id,
+            sender: &self.node_id,
+            session_id: session.id,
+            session_start_ms: session.start_ms,
+            time_offset_ms: offset,
+            counter,
+        };
+        let msg = envelope::seal(
+            &header,
+            topic,
+            binding,
+            session.key.as_ref(),
+            format,
+            size_hint,
+            write_payload,
+        )?;
+        Ok((msg, session.id, counter))
+    }
+}
+
+/// A message that passed every check.
+#[derive(Debug)]
+pub struct Opened {
+    pub sender: String,
+    pub kind: Kind,
+    pub session_id: [u8; SESSION_ID_LEN],
+    pub counter: u64,
+    pub timestamp_ms: u64,
+    pub format: u8,
+    /// The payload, starting at offset 0 (the format byte already removed).
+    pub payload: Vec<u8>,
+}
+
+struct RecvSession {
+    id: [u8; SESSION_ID_LEN],
+    start_ms: u64,
+    key_id: KeyId,
+    key: Arc<SessionKey>,
+    window: ReplayWindow,
+    retire_at_ms: Option<u64>,
+}
+
+#[derive(Default)]
+struct SenderHistory {
+    newest_start_ms: u64,
+    sessions: Vec<RecvSession>,
+}
+
+/// Decides which messages one consumer (a subscription, a queryable) accepts.
+pub struct Receiver {
+    keys: Arc<KeyRing>,
+    policy: ReceiverPolicy,
+    senders: Mutex<HashMap<String, SenderHistory>>,
+}
+
+impl Receiver {
+    pub fn new(keys: Arc<KeyRing>, policy: ReceiverPolicy) -> Receiver {
+        Receiver {
+            keys,
+            policy,
+            senders: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Check and open one message received on `topic`.
+    ///
+    /// Errors: `Authentication` (malformed, wrong key, tampered, wrong kind, plaintext
+    /// while we hold a key), `NoKey` (encrypted while we hold none), `Replay` (authentic
+    /// but already seen, too old, or from a retired session).
+    pub fn open(&self, msg: &[u8], topic: &str, binding: &[u8], kind: Kind) -> Result<Opened> {
+        let (header, header_len) = Header::parse(msg)?;
+        if header.kind != kind {
+            return Err(Error::Authentication);
+        }
+        let has_key = self.keys.has_key();
+        match (header.mode, has_key) {
+            (Mode::Plain, false) => return plain(&header, msg, header_len),
+            (Mode::Plain, true) => return Err(Error::Authentication),
+            (_, false) => return Err(Error::NoKey),
+            (Mode::Dh, true) => return Err(Error::Authentication),
+            (Mode::Psk, true) => {}
+        }
+
+        let key = match self.cached_key(&header) {
+            Some(key) => key,
+            None => {
+                let psk = self
+                    .keys
+                    .by_id(header.key_id)
+                    .ok_or(Error::Authentication)?;
+                Arc::new(psk.sender_key(&header.session_id, header.sender))
+            }
+        };
+        let mut plaintext = envelope::open(msg, header_len, header.counter, topic, binding, &key)?;
+        // Authentic from here on: only now may the replay state change.
+        self.accept(&header, key)?;
+        let (format, len) = envelope::split_format(&plaintext)?;
+        plaintext.truncate(len);
+        Ok(Opened {
+            sender: header.sender.to_owned(),
+            kind: header.kind,
+            session_id: header.session_id,
+            counter: header.counter,
+            timestamp_ms: header.timestamp_ms(),
+            format,
+            payload: plaintext,
+        })
+    }
+
+    fn cached_key(&self, header: &Header<'_>) -> Option<Arc<SessionKey>> {
+        let senders = self.senders.lock();
+        senders
+            .get(header.sender)?
+            .sessions
+            .iter()
+            .find(|s| s.id == header.session_id && s.key_id == header.key_id)
+            .map(|s| s.key.clone())
+    }
+
+    fn accept(&self, header: &Header<'_>, key: Arc<SessionKey>) -> Result<()> {
+        let now = now_ms();
+        let ts = header.timestamp_ms();
+        if ts.saturating_add(self.policy.freshness_ms) < now
+            || ts > now.saturating_add(self.policy.freshness_ms)
+        {
+            return Err(Error::Replay);
+        }
+        let mut senders = self.senders.lock();
+        let history = senders.entry(header.sender.to_owned()).or_default();
+        history
+            .sessions
+            .retain(|s| s.retire_at_ms.is_none_or(|t| t > now));
+        if let Some(s) = history
+            .sessions
+            .iter_mut()
+            .find(|s| s.id == header.session_id)
+        {
+            return if s.window.accept(header.counter) {
+                Ok(())
+            } else {
+                Err(Error::Replay)
+            };
+        }
+        // A session we do not know: either the sender's newest, or an old one replayed.
+        if header.session_start_ms < history.newest_start_ms {
+            return Err(Error::Replay);
+        }
+        if header.session_start_ms > history.newest_start_ms {
+            let retire_at = now + self.policy.session_grace_ms;
+            for s in &mut history.sessions {
+                s.retire_at_ms.get_or_insert(retire_at);
+            }
+            history.newest_start_ms = header.session_start_ms;
+        }
+        if history.sessions.len() >= SESSIONS_PER_SENDER {
+            let oldest = (0..history.sessions.len())
+                .min_by_key(|&i| history.sessions[i].start_ms)
+                .expect("not empty");
+            history.sessions.swap_remove(oldest);
+        }
+        let mut window = ReplayWindow::default();
+        window.accept(header.counter);
+        history.sessions.push(RecvSession {
+            id: header.session_id,
+            start_ms: header.session_start_ms,
+            key_id: header.key_id,
+            key,
+            window,
+            retire_at_ms: None,
+        });
+        Ok(())
+    }
+}
+
+fn plain(header: &Header<'_>, msg: &[u8], header_len: usize) -> Result<Opened> {
+    let body = &msg[header_len..];
+    let (format, len) = envelope::split_format(body)?;
+    Ok(Opened {
+        sender: header.sender.to_owned(),
+        kind: header.kind,
+        session_id: header.session_id,
+        counter: header.counter,
+        timestamp_ms: header.timestamp_ms(),
+        format,
+        payload: body[..len].to_vec(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PSK: &str = "8f1a7b3c9d2e4f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8";
+
+    fn ring(hex: Option<&str>) -> Arc<KeyRing> {
+        Arc::new(KeyRing::new(hex.map(|h| Psk::from_hex(h).unwrap())))
+    }
+
+    fn seal(s: &Sender, topic: &str, body: &[u8]) -> Vec<u8> {
+        s.seal(Kind::Publish, topic, b"", 2, body.len(), |b| {
+            b.extend_from_slice(body);
+            Ok(())
+        })
+        .unwrap()
+        .0
+    }
+
+    #[test]
+    fn round_trip_and_replay() {
+        let keys = ring(Some(PSK));
+        let tx = Sender::new("node-1", keys.clone());
+        let rx = Receiver::new(keys, ReceiverPolicy::default());
+        let m = seal(&tx, "ns/t", b"abc");
+        let o = rx.open(&m, "ns/t", b"", Kind::Publish).unwrap();
+        assert_eq!(
+            (o.sender.as_str(), o.format, &o.payload[..]),
+            ("node-1", 2, &b"abc"[..])
+        );
+        assert!(matches!(
+            rx.open(&m, "ns/t", b"", Kind::Publish),
+            Err(Error::Replay)
+        ));
+        assert!(matches!(
+            rx.open(&m, "ns/other", b"", Kind::Publish),
+            Err(Error::Authentication)
+        ));
+        assert!(matches!(
+            rx.open(&m, "ns/t", b"", Kind::Request),
+            Err(Error::Authentication)
+        ));
+    }
+
+    #[test]
+    fn reordered_messages_are_accepted() {
+        let keys = ring(Some(PSK));
+        let tx = Sender::new("n", keys.clone());
+        let rx = Receiver::new(keys, ReceiverPolicy::default());
+        let msgs: Vec<_> = (0..100).map(|_| seal(&tx, "t", b"x")).collect();
+        for m in msgs.iter().rev() {
+            rx.open(m, "t", b"", Kind::Publish).unwrap();
+        }
+        for m in &msgs {
+            assert!(matches!(
+                rx.open(m, "t", b"", Kind::Publish),
+                Err(Error::Replay)
+            ));
+        }
+    }
+
+    #[test]
+    fn wrong_psk_plaintext_and_missing_key() {
+        let tx = Sender::new("n", ring(Some(PSK)));
+        let other = Receiver::new(
+            ring(Some(&PSK.replace("8", "9"))),
+            ReceiverPolicy::default(),
+        );
+        let m = seal(&tx, "t", b"x");
+        assert!(matches!(
+            other.open(&m, "t", b"", Kind::Publish),
+            Err(Error::Authentication)
+        ));
+        let keyless = Receiver::new(ring(None), ReceiverPolicy::default());
+        assert!(matches!(
+            keyless.open(&m, "t", b"", Kind::Publish),
+            Err(Error::NoKey)
+        ));
+
+        let plain_tx = Sender::new("p", ring(None));
+        let pm = seal(&plain_tx, "t", b"clear");
+        let o = keyless.open(&pm, "t", b"", Kind::Publish).unwrap();
+        assert_eq!(o.payload, b"clear");
+        let keyed = Receiver::new(ring(Some(PSK)), ReceiverPolicy::default());
+        assert!(matches!(
+            keyed.open(&pm, "t", b"", Kind::Publish),
+            Err(Error::Authentication)
+        ));
+    }
+
+    #[test]
+    fn restarted_sender_is_accepted_and_its_old_session_rejected() {
+        let keys = ring(Some(PSK));
+        let policy = ReceiverPolicy {
+            freshness_ms: 60_000,
+            session_grace_ms: 0,
+        };
+        let rx = Receiver::new(keys.clone(), policy);
+        let first = Sender::new("n", keys.clone());
+        let old: Vec<_> = (0..3).map(|_| seal(&first, "t", b"old")).collect();
+        rx.open(&old[0], "t", b"", Kind::Publish).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        let restarted = Sender::new("n", keys);
+        // The new session's counter starts again at 0: no false replay.
+        rx.open(&seal(&restarted, "t", b"new"), "t", b"", Kind::Publish)
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        // Unseen messages of the retired session (grace 0) are now rejected.
+        assert!(matches!(
+            rx.open(&old[1], "t", b"", Kind::Publish),
+            Err(Error::Replay)
+        ));
+        // A receiver that never saw the new session would still reject it after seeing it.
+        let fresh = Receiver::new(ring(Some(PSK)), policy);
+        fresh
+            .open(&seal(&restarted, "t", b"n2"), "t", b"", Kind::Publish)
+            .unwrap();
+        assert!(matches!(
+            fresh.open(&old[2], "t", b"", Kind::Publish),
+            Err(Error::Replay)
+        ));
+    }
+
+    #[test]
+    fn stale_messages_are_rejected() {
+        let keys = ring(Some(PSK));
+        let tx = Sender::new("n", keys.clone());
+        let m = seal(&tx, "t", b"x");
+        let strict = Receiver::new(
+            keys,
+            ReceiverPolicy {
+                freshness_ms: 0,
+                session_grace_ms: 0,
+            },
+        );
+        std::thread::sleep(std::time::Duration::from_millis(3));
+        assert!(matches!(
+            strict.open(&m, "t", b"", Kind::Publish),
+            Err(Error::Replay)
+        ));
+    }
+
+    #[test]
+    fn many_senders_sharing_a_psk_never_share_a_nonce_stream() {
+        let keys = ring(Some(PSK));
+        let a = Sender::new("n", keys.clone());
+        let b = Sender::new("n", keys);
+        // Same node id, same counter, same plaintext: different ciphertexts.
+        let ma = seal(&a, "t", b"same");
+        let mb = seal(&b, "t", b"same");
+        let (ha, la) = Header::parse(&ma).unwrap();
+        let (hb, _) = Header::parse(&mb).unwrap();
+        assert_eq!(ha.counter, hb.counter);
+        assert_ne!(ha.session_id, hb.session_id);
+        assert_ne!(ma[la..], mb[la..]);
+    }
+
+    #[test]
+    fn concurrent_sealing_uses_each_counter_once() {
+        let keys = ring(Some(PSK));
+        let tx = Arc::new(Sender::new("n", keys));
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let tx = tx.clone();
+                std::thread::spawn(move || {
+                    (0..2000)
+                        .map(|_| Header::parse(&seal(&tx, "t", b"x")).unwrap().0.counter)
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut all: Vec<u64> = handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), 8000);
+    }
+}

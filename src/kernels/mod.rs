@@ -1,0 +1,1 @@
+//! Vectorized spike-update kernels over slices.

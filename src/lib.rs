@@ -1,0 +1,15 @@
+//! evospikenet: the secure communication layer of a distributed spiking brain simulation.
+//!
+//! The core (everything but `py`) is pure Rust and tested with `cargo test`; the `py`
+//! module is the thin PyO3 binding layer, built only with the `python` feature.
+
+pub mod codec;
+pub mod comm;
+pub mod config;
+pub mod crypto;
+pub mod error;
+pub mod kernels;
+pub mod transport;
+
+#[cfg(feature = "python")]
+mod py;

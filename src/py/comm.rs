@@ -1,0 +1,657 @@
+//! `ZenohCommunicator` and its handles: the Python face of `comm::Communicator`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, TrySendError};
+use parking_lot::{Mutex, RwLock};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple};
+
+use crate::codec::Format;
+use crate::comm::{Communicator, Message, RateLimitedWarning, Service, Stats, Subscription};
+use crate::config::Config;
+use crate::crypto::random_bytes;
+use crate::py::codec;
+use crate::py::config::PyZenohConfig;
+use crate::py::dispatch::{CallbackTarget, Dispatcher, Job, ServeTarget};
+use crate::py::errors::IntoPyResult;
+use crate::py::shutting_down;
+
+/// Blocking waits are cut in slices this long, so Ctrl-C is seen between them.
+const WAIT_SLICE: Duration = Duration::from_millis(100);
+
+/// The encrypted communicator of one node. See `_native.pyi` for the documentation.
+#[pyclass(
+    name = "ZenohCommunicator",
+    module = "evospikenet.zenoh_comm",
+    subclass
+)]
+pub struct PyZenohCommunicator {
+    node_id: String,
+    namespace: String,
+    comm: RwLock<Option<Arc<Communicator>>>,
+    dispatcher: Mutex<Option<Dispatcher>>,
+    /// The counters at close(), so stats() still answers afterwards.
+    last_stats: Mutex<Option<Vec<(&'static str, u64)>>>,
+}
+
+fn generated_node_id() -> String {
+    let mut b = [0u8; 4];
+    random_bytes(&mut b);
+    format!("node-{}", hex::encode(b))
+}
+
+fn timeout_arg(name: &str, t: Option<f64>) -> PyResult<Option<Duration>> {
+    match t {
+        None => Ok(None),
+        Some(s) if s.is_finite() && s >= 0.0 => Ok(Some(Duration::from_secs_f64(s))),
+        Some(_) => Err(PyValueError::new_err(format!(
+            "{name} must be a non-negative number of seconds or None"
+        ))),
+    }
+}
+
+impl PyZenohCommunicator {
+    fn comm(&self) -> PyResult<Arc<Communicator>> {
+        self.comm
+            .read()
+            .clone()
+            .ok_or_else(|| PyRuntimeError::new_err("communicator is closed"))
+    }
+
+    fn job_queue(&self) -> PyResult<crate::py::dispatch::JobQueue> {
+        self.dispatcher
+            .lock()
+            .as_ref()
+            .map(|d| d.queue())
+            .ok_or_else(|| PyRuntimeError::new_err("communicator is closed"))
+    }
+
+    fn close_inner(&self, py: Python<'_>) -> PyResult<()> {
+        let comm = self.comm.write().take();
+        let dispatcher = self.dispatcher.lock().take();
+        crate::py::detach(py, move || {
+            let result = comm.map(|c| c.close()).unwrap_or(Ok(()));
+            if let Some(mut d) = dispatcher {
+                d.stop();
+            }
+            result
+        })
+        .py()
+    }
+}
+
+#[pymethods]
+impl PyZenohCommunicator {
+    #[new]
+    #[pyo3(signature = (node_id = None, config = None))]
+    fn new(
+        py: Python<'_>,
+        node_id: Option<&Bound<'_, PyAny>>,
+        config: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        // Both documented forms: (node_id, config) and (config).
+        let (node_id, config) = match node_id {
+            Some(obj) if obj.is_instance_of::<PyZenohConfig>() => {
+                if config.is_some_and(|c| !c.is_none()) {
+                    return Err(PyTypeError::new_err(
+                        "ZenohCommunicator(node_id, config): node_id must be a string",
+                    ));
+                }
+                (None, Some(obj))
+            }
+            Some(obj) if obj.is_none() => (None, config),
+            Some(obj) => (
+                Some(obj.extract::<String>().map_err(|_| {
+                    PyTypeError::new_err("node_id must be a string such as \"node-1\"")
+                })?),
+                config,
+            ),
+            None => (None, config),
+        };
+        let config: Config = match config {
+            Some(c) if !c.is_none() => c
+                .extract::<PyRef<'_, PyZenohConfig>>()
+                .map_err(|_| PyTypeError::new_err("config must be a ZenohConfig"))?
+                .inner
+                .clone(),
+            _ => Config::from_env().py()?,
+        };
+        let node_id = node_id
+            .or_else(|| config.node_id.clone())
+            .or_else(|| {
+                std::env::var("NODE_ID")
+                    .ok()
+                    .filter(|s| !s.trim().is_empty())
+            })
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_else(generated_node_id);
+        let comm = crate::py::detach(py, || Communicator::open(&node_id, &config)).py()?;
+        let dispatcher = Dispatcher::start(&node_id, comm.monitor().clone());
+        Ok(PyZenohCommunicator {
+            node_id,
+            namespace: config.namespace.clone(),
+            comm: RwLock::new(Some(Arc::new(comm))),
+            dispatcher: Mutex::new(Some(dispatcher)),
+            last_stats: Mutex::new(None),
+        })
+    }
+
+    #[getter]
+    fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
+    #[getter]
+    fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    #[getter]
+    fn encrypted(&self) -> PyResult<bool> {
+        Ok(self.comm()?.is_encrypted())
+    }
+
+    #[getter]
+    fn closed(&self) -> bool {
+        self.comm.read().is_none()
+    }
+
+    /// The endpoints this node listens on, with real port numbers.
+    #[getter]
+    fn locators(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+        let comm = self.comm()?;
+        Ok(crate::py::detach(py, || comm.locators()))
+    }
+
+    /// Number of Zenoh peers and routers this node is connected to.
+    fn connected_peers(&self, py: Python<'_>) -> PyResult<usize> {
+        let comm = self.comm()?;
+        Ok(crate::py::detach(py, || {
+            comm.transport().connected_zids().len()
+        }))
+    }
+
+    #[pyo3(signature = (topic, data, serialize = "json"))]
+    fn publish(
+        &self,
+        py: Python<'_>,
+        topic: &str,
+        data: &Bound<'_, PyAny>,
+        serialize: &str,
+    ) -> PyResult<()> {
+        let format = Format::from_name(serialize).py()?;
+        let comm = self.comm()?;
+        let encoded = codec::encode(data, format)?;
+        crate::py::detach(py, || {
+            comm.publish_with(topic, format, encoded.len(), |buf| {
+                encoded.write_to(buf);
+                Ok(())
+            })
+        })
+        .py()
+    }
+
+    #[pyo3(signature = (topic, callback, *, with_info = false))]
+    fn subscribe(
+        &self,
+        py: Python<'_>,
+        topic: &str,
+        callback: Py<PyAny>,
+        with_info: bool,
+    ) -> PyResult<PySubscription> {
+        if !callback.bind(py).is_callable() {
+            return Err(PyTypeError::new_err("callback must be callable"));
+        }
+        let comm = self.comm()?;
+        let queue = self.job_queue()?;
+        let target = Arc::new(CallbackTarget {
+            callback,
+            with_info,
+            active: AtomicBool::new(true),
+        });
+        let t = target.clone();
+        let sub = crate::py::detach(py, || {
+            comm.subscribe(topic, move |msg| queue.push(Job::Deliver(t.clone(), msg)))
+        })
+        .py()?;
+        Ok(PySubscription {
+            topic: topic.to_owned(),
+            sub,
+            target: Some(target),
+        })
+    }
+
+    #[pyo3(signature = (topic, maxsize = 10_000, *, with_info = false))]
+    fn subscribe_queue(
+        &self,
+        py: Python<'_>,
+        topic: &str,
+        maxsize: usize,
+        with_info: bool,
+    ) -> PyResult<PyMessageQueue> {
+        if maxsize == 0 {
+            return Err(PyValueError::new_err(
+                "maxsize must be at least 1 (the queue is bounded; messages that do not fit \
+                 are dropped and counted in stats()['dropped_queue_full'])",
+            ));
+        }
+        let comm = self.comm()?;
+        let monitor = comm.monitor().clone();
+        let (tx, rx) = bounded::<Message>(maxsize);
+        let full = Arc::new(RateLimitedWarning::new());
+        let sub = crate::py::detach(py, || {
+            comm.subscribe(topic, move |msg| {
+                if let Err(TrySendError::Full(m)) = tx.try_send(msg) {
+                    Stats::add(&monitor.stats.dropped_queue_full, 1);
+                    full.warn(|| format!("Queue full, message dropped for topic: {}", m.topic));
+                }
+            })
+        })
+        .py()?;
+        Ok(PyMessageQueue {
+            topic: topic.to_owned(),
+            rx,
+            sub,
+            with_info,
+        })
+    }
+
+    #[pyo3(signature = (topic, data, serialize = "json", timeout = 5.0))]
+    fn request(
+        &self,
+        py: Python<'_>,
+        topic: &str,
+        data: &Bound<'_, PyAny>,
+        serialize: &str,
+        timeout: f64,
+    ) -> PyResult<Py<PyAny>> {
+        let format = Format::from_name(serialize).py()?;
+        let timeout = timeout_arg("timeout", Some(timeout))?.expect("given");
+        let comm = self.comm()?;
+        let encoded = codec::encode(data, format)?;
+        let reply = crate::py::detach(py, || {
+            comm.request_with(
+                topic,
+                format,
+                encoded.len(),
+                |buf| {
+                    encoded.write_to(buf);
+                    Ok(())
+                },
+                timeout,
+            )
+        })
+        .py()?;
+        codec::decode(py, reply.format, reply.payload)
+    }
+
+    #[pyo3(signature = (topic, handler, serialize = "json"))]
+    fn serve(
+        &self,
+        py: Python<'_>,
+        topic: &str,
+        handler: Py<PyAny>,
+        serialize: &str,
+    ) -> PyResult<PyService> {
+        if !handler.bind(py).is_callable() {
+            return Err(PyTypeError::new_err("handler must be callable"));
+        }
+        let reply_format = Format::from_name(serialize).py()?;
+        let comm = self.comm()?;
+        let queue = self.job_queue()?;
+        let target = Arc::new(ServeTarget {
+            handler,
+            reply_format,
+            active: AtomicBool::new(true),
+        });
+        let t = target.clone();
+        let service = crate::py::detach(py, || {
+            comm.serve(topic, move |msg, responder| {
+                queue.push(Job::Serve(t.clone(), msg, responder))
+            })
+        })
+        .py()?;
+        Ok(PyService {
+            topic: topic.to_owned(),
+            service,
+            target,
+        })
+    }
+
+    /// Counters since the communicator was opened.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        let comm = self.comm.read().clone();
+        match comm {
+            Some(c) => {
+                for (k, v) in c.stats().snapshot() {
+                    d.set_item(k, v)?;
+                }
+            }
+            None => {
+                for (k, _) in Stats::default().snapshot() {
+                    d.set_item(k, 0)?;
+                }
+                if let Some(last) = self.last_stats.lock().as_ref() {
+                    for (k, v) in last {
+                        d.set_item(*k, *v)?;
+                    }
+                }
+            }
+        }
+        Ok(d)
+    }
+
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        if let Some(c) = self.comm.read().as_ref() {
+            *self.last_stats.lock() = Some(c.stats().snapshot());
+        }
+        self.close_inner(py)
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_exc))]
+    fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, PyTuple>) -> PyResult<bool> {
+        self.close(py)?;
+        Ok(false)
+    }
+
+    fn __repr__(&self) -> String {
+        let state = match self.comm.read().as_ref() {
+            None => "closed",
+            Some(c) if c.is_encrypted() => "encrypted",
+            Some(_) => "plaintext",
+        };
+        format!(
+            "ZenohCommunicator(node_id={:?}, namespace={:?}, {state})",
+            self.node_id, self.namespace
+        )
+    }
+}
+
+impl Drop for PyZenohCommunicator {
+    fn drop(&mut self) {
+        let comm = self.comm.get_mut().take();
+        let dispatcher = self.dispatcher.get_mut().take();
+        if comm.is_none() && dispatcher.is_none() {
+            return;
+        }
+        if shutting_down() {
+            // Never touch Zenoh from a finalizer at interpreter exit: the process is ending.
+            std::mem::forget(comm);
+            std::mem::forget(dispatcher);
+            return;
+        }
+        // Garbage-collected without close(): close off the GIL-holding thread.
+        std::thread::spawn(move || {
+            if let Some(c) = comm {
+                let _ = c.close();
+            }
+            if let Some(mut d) = dispatcher {
+                d.stop();
+            }
+        });
+    }
+}
+
+/// A callback subscription; `undeclare()` / `close()` stops it.
+#[pyclass(name = "Subscription", module = "evospikenet.zenoh_comm")]
+pub struct PySubscription {
+    topic: String,
+    sub: Arc<Subscription>,
+    target: Option<Arc<CallbackTarget>>,
+}
+
+#[pymethods]
+impl PySubscription {
+    #[getter]
+    fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    #[getter]
+    fn active(&self) -> bool {
+        self.sub.is_active()
+    }
+
+    fn undeclare(&self, py: Python<'_>) -> PyResult<()> {
+        if let Some(t) = &self.target {
+            t.active.store(false, Ordering::Release);
+        }
+        let sub = self.sub.clone();
+        crate::py::detach(py, move || sub.undeclare()).py()
+    }
+
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        self.undeclare(py)
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_exc))]
+    fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, PyTuple>) -> PyResult<bool> {
+        self.undeclare(py)?;
+        Ok(false)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Subscription(topic={:?}, active={})",
+            self.topic,
+            self.sub.is_active()
+        )
+    }
+}
+
+/// A served topic; `undeclare()` / `close()` stops answering.
+#[pyclass(name = "Service", module = "evospikenet.zenoh_comm")]
+pub struct PyService {
+    topic: String,
+    service: Arc<Service>,
+    target: Arc<ServeTarget>,
+}
+
+#[pymethods]
+impl PyService {
+    #[getter]
+    fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    #[getter]
+    fn active(&self) -> bool {
+        self.service.is_active()
+    }
+
+    fn undeclare(&self, py: Python<'_>) -> PyResult<()> {
+        self.target.active.store(false, Ordering::Release);
+        let s = self.service.clone();
+        crate::py::detach(py, move || s.undeclare()).py()
+    }
+
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        self.undeclare(py)
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_exc))]
+    fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, PyTuple>) -> PyResult<bool> {
+        self.undeclare(py)?;
+        Ok(false)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Service(topic={:?}, active={})",
+            self.topic,
+            self.service.is_active()
+        )
+    }
+}
+
+/// A bounded queue of received messages: `get(timeout=None)` and iteration.
+#[pyclass(name = "MessageQueue", module = "evospikenet.zenoh_comm")]
+pub struct PyMessageQueue {
+    topic: String,
+    rx: Receiver<Message>,
+    sub: Arc<Subscription>,
+    with_info: bool,
+}
+
+impl PyMessageQueue {
+    /// Wait for the next message: `Ok(None)` on timeout or when closed and drained.
+    fn next_message(&self, py: Python<'_>, timeout: Option<Duration>) -> PyResult<Option<Message>> {
+        if let Ok(m) = self.rx.try_recv() {
+            return Ok(Some(m));
+        }
+        let deadline = timeout.map(|t| std::time::Instant::now() + t);
+        loop {
+            let slice = match deadline {
+                Some(d) => d
+                    .saturating_duration_since(std::time::Instant::now())
+                    .min(WAIT_SLICE),
+                None => WAIT_SLICE,
+            };
+            match crate::py::detach(py, || self.rx.recv_timeout(slice)) {
+                Ok(m) => return Ok(Some(m)),
+                Err(RecvTimeoutError::Disconnected) => return Ok(None),
+                Err(RecvTimeoutError::Timeout) => {
+                    py.check_signals()?;
+                    if !self.sub.is_active() && self.rx.is_empty() {
+                        return Ok(None);
+                    }
+                    if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                        return Ok(None);
+                    }
+                }
+            }
+        }
+    }
+
+    fn to_python(&self, py: Python<'_>, msg: Message) -> PyResult<Py<PyAny>> {
+        let sender = msg.sender;
+        let topic = msg.topic;
+        let data = codec::decode(py, msg.format, msg.payload)?;
+        if self.with_info {
+            Ok((data, sender, topic).into_pyobject(py)?.into_any().unbind())
+        } else {
+            Ok(data)
+        }
+    }
+}
+
+fn queue_empty(py: Python<'_>) -> PyErr {
+    match py.import("queue").and_then(|q| q.getattr("Empty")) {
+        Ok(cls) => PyErr::from_type(cls.cast_into().expect("queue.Empty is a type"), ()),
+        Err(e) => e,
+    }
+}
+
+#[pymethods]
+impl PyMessageQueue {
+    #[getter]
+    fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// Next message; blocks up to `timeout` seconds (forever if None), then raises
+    /// `queue.Empty`. With `block=False`, raises `queue.Empty` at once if none is waiting.
+    #[pyo3(signature = (block = true, timeout = None))]
+    fn get(&self, py: Python<'_>, block: bool, timeout: Option<f64>) -> PyResult<Py<PyAny>> {
+        let timeout = if block {
+            timeout_arg("timeout", timeout)?
+        } else {
+            Some(Duration::ZERO)
+        };
+        match self.next_message(py, timeout)? {
+            Some(m) => self.to_python(py, m),
+            None => Err(queue_empty(py)),
+        }
+    }
+
+    fn get_nowait(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.get(py, false, None)
+    }
+
+    /// Messages waiting.
+    fn qsize(&self) -> usize {
+        self.rx.len()
+    }
+
+    fn empty(&self) -> bool {
+        self.rx.is_empty()
+    }
+
+    fn __len__(&self) -> usize {
+        self.rx.len()
+    }
+
+    fn __iter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    /// Iteration blocks for the next message and ends when the queue is closed.
+    fn __next__(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        match self.next_message(py, None)? {
+            Some(m) => Ok(Some(self.to_python(py, m)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        let sub = self.sub.clone();
+        crate::py::detach(py, move || sub.undeclare()).py()
+    }
+
+    fn undeclare(&self, py: Python<'_>) -> PyResult<()> {
+        self.close(py)
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_exc))]
+    fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, PyTuple>) -> PyResult<bool> {
+        self.close(py)?;
+        Ok(false)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "MessageQueue(topic={:?}, waiting={})",
+            self.topic,
+            self.rx.len()
+        )
+    }
+}
+
+impl Drop for PyMessageQueue {
+    /// Nobody can read a dropped queue: stop filling it.
+    fn drop(&mut self) {
+        if self.sub.is_active() && !shutting_down() {
+            let sub = self.sub.clone();
+            std::thread::spawn(move || sub.undeclare());
+        }
+    }
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyZenohCommunicator>()?;
+    m.add_class::<PySubscription>()?;
+    m.add_class::<PyService>()?;
+    m.add_class::<PyMessageQueue>()?;
+    Ok(())
+}

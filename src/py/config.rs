@@ -1,0 +1,189 @@
+//! `ZenohConfig`: the Python face of `config::Config`.
+
+use pyo3::prelude::*;
+use pyo3::types::PyType;
+
+use crate::config::{Config, SessionMode};
+use crate::crypto::keys::Psk;
+use crate::py::errors::IntoPyResult;
+
+/// Configuration of a `ZenohCommunicator`. See the stub (`_native.pyi`) for the docs.
+#[pyclass(name = "ZenohConfig", module = "evospikenet.zenoh_comm")]
+#[derive(Clone)]
+pub struct PyZenohConfig {
+    pub inner: Config,
+}
+
+fn parse_psk(psk: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Psk>> {
+    let Some(obj) = psk else { return Ok(None) };
+    if obj.is_none() {
+        return Ok(None);
+    }
+    if let Ok(text) = obj.extract::<String>() {
+        return Psk::from_hex(&text).map(Some).py();
+    }
+    if let Ok(raw) = obj.extract::<Vec<u8>>() {
+        if !obj.is_instance_of::<pyo3::types::PyString>() {
+            return Psk::from_bytes(&raw).map(Some).py();
+        }
+    }
+    Err(pyo3::exceptions::PyTypeError::new_err(
+        "psk must be None, a 64-character hex string or 32 bytes",
+    ))
+}
+
+fn endpoints(field: &str, v: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<String>> {
+    let Some(v) = v else { return Ok(Vec::new()) };
+    if v.is_none() {
+        return Ok(Vec::new());
+    }
+    if let Ok(s) = v.extract::<String>() {
+        return Ok(vec![s]);
+    }
+    v.extract::<Vec<String>>().map_err(|_| {
+        pyo3::exceptions::PyTypeError::new_err(format!(
+            "{field} must be a list of endpoint strings such as [\"tcp/127.0.0.1:7447\"]"
+        ))
+    })
+}
+
+#[pymethods]
+impl PyZenohConfig {
+    #[new]
+    #[pyo3(signature = (
+        mode = "peer", connect = None, listen = None, namespace = "evospikenet", psk = None,
+        *, multicast_scouting = false, freshness_window = 60.0, session_grace = 5.0
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        mode: &str,
+        connect: Option<&Bound<'_, PyAny>>,
+        listen: Option<&Bound<'_, PyAny>>,
+        namespace: &str,
+        psk: Option<&Bound<'_, PyAny>>,
+        multicast_scouting: bool,
+        freshness_window: f64,
+        session_grace: f64,
+    ) -> PyResult<Self> {
+        let mut inner = Config {
+            mode: mode.parse::<SessionMode>().py()?,
+            connect: endpoints("connect", connect)?,
+            listen: endpoints("listen", listen)?,
+            namespace: namespace.to_owned(),
+            psk: parse_psk(psk)?,
+            multicast_scouting,
+            ..Config::default()
+        };
+        inner.policy.freshness_ms = seconds_to_ms("freshness_window", freshness_window)?;
+        inner.policy.session_grace_ms = seconds_to_ms("session_grace", session_grace)?;
+        inner.validate().py()?;
+        Ok(PyZenohConfig { inner })
+    }
+
+    /// Read `EVOSPIKENET_PSK`, `NODE_ID`, `EVOSPIKENET_CONNECT`, `EVOSPIKENET_LISTEN`.
+    #[classmethod]
+    fn from_env(_cls: &Bound<'_, PyType>) -> PyResult<Self> {
+        Ok(PyZenohConfig {
+            inner: Config::from_env().py()?,
+        })
+    }
+
+    #[getter]
+    fn mode(&self) -> &'static str {
+        self.inner.mode.as_str()
+    }
+
+    #[getter]
+    fn connect(&self) -> Vec<String> {
+        self.inner.connect.clone()
+    }
+
+    #[setter]
+    fn set_connect(&mut self, v: &Bound<'_, PyAny>) -> PyResult<()> {
+        let mut next = self.inner.clone();
+        next.connect = endpoints("connect", Some(v))?;
+        next.validate().py()?;
+        self.inner = next;
+        Ok(())
+    }
+
+    #[getter]
+    fn listen(&self) -> Vec<String> {
+        self.inner.listen.clone()
+    }
+
+    #[setter]
+    fn set_listen(&mut self, v: &Bound<'_, PyAny>) -> PyResult<()> {
+        let mut next = self.inner.clone();
+        next.listen = endpoints("listen", Some(v))?;
+        next.validate().py()?;
+        self.inner = next;
+        Ok(())
+    }
+
+    #[getter]
+    fn namespace(&self) -> &str {
+        &self.inner.namespace
+    }
+
+    /// Whether a PSK is set. The key itself cannot be read back.
+    #[getter]
+    fn encrypted(&self) -> bool {
+        self.inner.psk.is_some()
+    }
+
+    #[getter]
+    fn key_id(&self) -> Option<String> {
+        self.inner.psk.as_ref().map(|p| hex::encode(p.key_id().0))
+    }
+
+    #[getter]
+    fn node_id(&self) -> Option<String> {
+        self.inner.node_id.clone()
+    }
+
+    #[getter]
+    fn multicast_scouting(&self) -> bool {
+        self.inner.multicast_scouting
+    }
+
+    #[getter]
+    fn freshness_window(&self) -> f64 {
+        self.inner.policy.freshness_ms as f64 / 1000.0
+    }
+
+    fn __repr__(&self) -> String {
+        let c = &self.inner;
+        format!(
+            "ZenohConfig(mode={:?}, connect={:?}, listen={:?}, namespace={:?}, psk={}, \
+             multicast_scouting={})",
+            c.mode.as_str(),
+            c.connect,
+            c.listen,
+            c.namespace,
+            if c.psk.is_some() {
+                "<redacted>"
+            } else {
+                "None"
+            },
+            if c.multicast_scouting {
+                "True"
+            } else {
+                "False"
+            },
+        )
+    }
+}
+
+fn seconds_to_ms(name: &str, s: f64) -> PyResult<u64> {
+    if !(s.is_finite() && s >= 0.0) {
+        return Err(pyo3::exceptions::PyValueError::new_err(format!(
+            "{name} must be a non-negative number of seconds"
+        )));
+    }
+    Ok((s * 1000.0).round() as u64)
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyZenohConfig>()
+}

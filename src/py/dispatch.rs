@@ -1,0 +1,228 @@
+//! The callback thread: user callbacks run here, one at a time, with the GIL held, so
+//! Zenoh's receive threads never wait for the GIL. Fed by a bounded channel: when Python
+//! falls behind, the receive threads wait (back-pressure), nothing is dropped.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::{JoinHandle, ThreadId};
+
+use std::time::Duration;
+
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, SendTimeoutError, Sender};
+use pyo3::prelude::*;
+use pyo3::types::PyTuple;
+
+use crate::comm::{Message, Monitor, Responder, Stats};
+use crate::py::codec;
+use crate::py::runtime;
+
+/// Messages waiting for the callback thread before the receive threads block.
+const QUEUE_CAPACITY: usize = 16_384;
+/// Jobs run per GIL acquisition (amortizes the acquisition over bursts).
+const BATCH: usize = 256;
+
+/// A subscriber callback and how to call it.
+pub struct CallbackTarget {
+    pub callback: Py<PyAny>,
+    pub with_info: bool,
+    pub active: AtomicBool,
+}
+
+/// A `serve` handler and the serializer of its replies.
+pub struct ServeTarget {
+    pub handler: Py<PyAny>,
+    pub reply_format: crate::codec::Format,
+    pub active: AtomicBool,
+}
+
+pub enum Job {
+    Deliver(Arc<CallbackTarget>, Message),
+    Serve(Arc<ServeTarget>, Message, Responder),
+}
+
+/// The thread and the channel into it.
+pub struct Dispatcher {
+    tx: Sender<Job>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    thread_id: ThreadId,
+}
+
+/// How long the callback thread waits before looking at its stop flag again.
+const POLL: Duration = Duration::from_millis(100);
+
+impl Dispatcher {
+    pub fn start(node_id: &str, monitor: Arc<Monitor>) -> Dispatcher {
+        let (tx, rx) = bounded::<Job>(QUEUE_CAPACITY);
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread_stop = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("evospikenet-callbacks-{node_id}"))
+            .spawn(move || run(rx, thread_stop, monitor))
+            .expect("spawning the callback thread");
+        Dispatcher {
+            tx,
+            stop,
+            thread_id: thread.thread().id(),
+            thread: Some(thread),
+        }
+    }
+
+    /// A handle that Zenoh's receive threads use to queue jobs.
+    pub fn queue(&self) -> JobQueue {
+        JobQueue {
+            tx: self.tx.clone(),
+            stop: self.stop.clone(),
+        }
+    }
+
+    /// Stop once the jobs already queued ran. Call without the GIL. From the callback
+    /// thread itself (close() inside a callback) it only asks the loop to end.
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if std::thread::current().id() == self.thread_id {
+            return; // close() called from a callback: the loop ends when it returns.
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The sending side of the job channel, for Zenoh's receive threads.
+#[derive(Clone)]
+pub struct JobQueue {
+    tx: Sender<Job>,
+    stop: Arc<AtomicBool>,
+}
+
+impl JobQueue {
+    /// Queue a job, waiting while the queue is full (back-pressure), unless the
+    /// communicator is closing, in which case the job is dropped.
+    pub fn push(&self, mut job: Job) {
+        loop {
+            match self.tx.send_timeout(job, POLL) {
+                Ok(()) => return,
+                Err(SendTimeoutError::Timeout(j)) if !self.stop.load(Ordering::Acquire) => job = j,
+                Err(_) => return,
+            }
+        }
+    }
+}
+
+fn run(rx: Receiver<Job>, stop: Arc<AtomicBool>, monitor: Arc<Monitor>) {
+    // Waits without the GIL; after stop, runs what is queued, then ends.
+    loop {
+        let first = match rx.recv_timeout(POLL) {
+            Ok(job) => job,
+            Err(RecvTimeoutError::Timeout) if !stop.load(Ordering::Acquire) => continue,
+            Err(_) => return,
+        };
+        let Some(_ticket) = runtime::ticket() else {
+            return; // the interpreter is exiting
+        };
+        Python::attach(|py| {
+            execute(py, first, &monitor);
+            for _ in 1..BATCH {
+                match rx.try_recv() {
+                    Ok(job) => execute(py, job, &monitor),
+                    Err(_) => break,
+                }
+            }
+        });
+    }
+}
+
+fn execute(py: Python<'_>, job: Job, monitor: &Monitor) {
+    match job {
+        Job::Deliver(target, msg) => {
+            if !target.active.load(Ordering::Acquire) {
+                return;
+            }
+            let topic = msg.topic.clone();
+            let result = deliver(py, &target, msg);
+            if let Err(err) = result {
+                Stats::add(&monitor.stats.dropped_by_callback_error, 1);
+                report(
+                    py,
+                    &err,
+                    &format!("Subscriber callback for topic {topic} raised"),
+                );
+            }
+        }
+        Job::Serve(target, msg, responder) => {
+            if !target.active.load(Ordering::Acquire) {
+                return;
+            }
+            let topic = msg.topic.clone();
+            if let Err(err) = serve(py, &target, msg, responder) {
+                Stats::add(&monitor.stats.dropped_by_callback_error, 1);
+                report(
+                    py,
+                    &err,
+                    &format!("Request handler for topic {topic} failed"),
+                );
+            }
+        }
+    }
+}
+
+/// Decode and call; the decode result of a message that passed authentication but
+/// does not decode counts as a callback error too (the user's code never saw it).
+fn deliver(py: Python<'_>, target: &CallbackTarget, msg: Message) -> PyResult<()> {
+    let sender = msg.sender;
+    let topic = msg.topic;
+    let data = codec::decode(py, msg.format, msg.payload)?;
+    if target.with_info {
+        target.callback.call1(py, (data, sender, topic))?;
+    } else {
+        target.callback.call1(py, PyTuple::new(py, [data])?)?;
+    }
+    Ok(())
+}
+
+fn serve(py: Python<'_>, target: &ServeTarget, msg: Message, responder: Responder) -> PyResult<()> {
+    let handled = (|| {
+        let data = codec::decode(py, msg.format, msg.payload)?;
+        let result = target.handler.call1(py, PyTuple::new(py, [data])?)?;
+        codec::encode(result.bind(py), target.reply_format)
+    })();
+    let encoded = match handled {
+        Ok(encoded) => encoded,
+        Err(err) => {
+            // Only the exception's type goes back: its message may hold local details.
+            let kind = err
+                .get_type(py)
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_else(|_| "Exception".into());
+            let why = format!("handler raised {kind}");
+            let _ = crate::py::detach(py, || responder.reply_error(&why));
+            return Err(err);
+        }
+    };
+    let format = target.reply_format;
+    crate::py::detach(py, || {
+        responder.reply_with(format, encoded.len(), |buf| {
+            encoded.write_to(buf);
+            Ok(())
+        })
+    })
+    .map_err(crate::py::errors::to_py)
+}
+
+/// Log an exception from user code with its traceback on `evospikenet.zenoh_comm`.
+fn report(py: Python<'_>, err: &PyErr, what: &str) {
+    let logged = (|| -> PyResult<()> {
+        let logger = py
+            .import("logging")?
+            .call_method1("getLogger", ("evospikenet.zenoh_comm",))?;
+        let kwargs = pyo3::types::PyDict::new(py);
+        kwargs.set_item("exc_info", err.clone_ref(py).into_value(py))?;
+        logger.call_method("error", ("%s", what), Some(&kwargs))?;
+        Ok(())
+    })();
+    if logged.is_err() {
+        err.clone_ref(py).print(py);
+    }
+}

@@ -1,0 +1,177 @@
+//! Two communicators over real Zenoh on loopback (port 0, no multicast).
+
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use evospikenet::codec::Format;
+use evospikenet::comm::{Communicator, Message};
+use evospikenet::config::Config;
+use evospikenet::crypto::keys::Psk;
+use evospikenet::error::Error;
+
+const PSK: &str = "3b9f0c1d2e4a5b6c7d8e9fa0b1c2d3e4f5061728394a5b6c7d8e9fa0b1c2d3e4";
+
+fn listener(psk: Option<&str>) -> (Communicator, String) {
+    let cfg = Config {
+        listen: vec!["tcp/127.0.0.1:0".into()],
+        psk: psk.map(|p| Psk::from_hex(p).unwrap()),
+        ..Config::default()
+    };
+    let comm = Communicator::open("listener", &cfg).unwrap();
+    let locator = comm.locators().into_iter().next().expect("a bound locator");
+    assert!(!locator.ends_with(":0"), "{locator}");
+    (comm, locator)
+}
+
+fn connector(id: &str, locator: &str, psk: Option<&str>) -> Communicator {
+    let cfg = Config {
+        connect: vec![locator.to_owned()],
+        psk: psk.map(|p| Psk::from_hex(p).unwrap()),
+        ..Config::default()
+    };
+    let comm = Communicator::open(id, &cfg).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while comm.transport().connected_zids().is_empty() {
+        assert!(Instant::now() < deadline, "no link to {locator}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    comm
+}
+
+/// Publish until the first message arrives (subscriptions propagate asynchronously).
+fn publish_until_received(
+    tx: &Communicator,
+    rx: &mpsc::Receiver<Message>,
+    topic: &str,
+    payload: &[u8],
+) -> Message {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        tx.publish(topic, Format::Raw, payload).unwrap();
+        if let Ok(m) = rx.recv_timeout(Duration::from_millis(100)) {
+            return m;
+        }
+        assert!(Instant::now() < deadline, "nothing received on {topic}");
+    }
+}
+
+#[test]
+fn encrypted_publish_subscribe_and_wrong_key() {
+    let (a, locator) = listener(Some(PSK));
+    let b = connector("node-b", &locator, Some(PSK));
+    let (tx, rx) = mpsc::channel();
+    let _sub = a
+        .subscribe("spikes/**", move |m| {
+            let _ = tx.send(m);
+        })
+        .unwrap();
+    let m = publish_until_received(&b, &rx, "spikes/v1/m1", b"\x01\x02\x03");
+    assert_eq!(m.sender, "node-b");
+    assert_eq!(m.topic, "spikes/v1/m1");
+    assert_eq!(m.payload, b"\x01\x02\x03");
+    assert_eq!(m.format, Format::Raw);
+
+    // A node with another PSK: its messages are dropped and counted, never delivered.
+    let other = PSK.replace('3', "4");
+    let c = connector("node-c", &locator, Some(&other));
+    let before = a.stats().snapshot()[4].1;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while a.stats().snapshot()[4].1 == before {
+        c.publish("spikes/v1/m1", Format::Raw, b"forged").unwrap();
+        assert!(
+            Instant::now() < deadline,
+            "wrong-key messages were never seen"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    while let Ok(m) = rx.try_recv() {
+        assert_ne!(
+            m.sender, "node-c",
+            "a message under the wrong key was delivered"
+        );
+    }
+}
+
+#[test]
+fn request_reply_and_timeout() {
+    let (a, locator) = listener(Some(PSK));
+    let b = connector("client", &locator, Some(PSK));
+    let _svc = a
+        .serve("rpc/echo", |msg, responder| {
+            let mut body = msg.payload.clone();
+            body.reverse();
+            responder
+                .reply_with(Format::Raw, body.len(), |buf| {
+                    buf.extend_from_slice(&body);
+                    Ok(())
+                })
+                .unwrap();
+        })
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let reply = loop {
+        match b.request_with(
+            "rpc/echo",
+            Format::Raw,
+            3,
+            |buf| {
+                buf.extend_from_slice(b"abc");
+                Ok(())
+            },
+            Duration::from_millis(500),
+        ) {
+            Ok(r) => break r,
+            Err(Error::Timeout(_)) if Instant::now() < deadline => continue,
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert_eq!(reply.payload, b"cba");
+    assert_eq!(reply.sender, "listener");
+
+    let t0 = Instant::now();
+    let err = b
+        .request_with(
+            "rpc/nobody",
+            Format::Raw,
+            0,
+            |_| Ok(()),
+            Duration::from_millis(300),
+        )
+        .unwrap_err();
+    assert!(matches!(err, Error::Timeout(_)), "{err}");
+    assert!(t0.elapsed() >= Duration::from_millis(250));
+}
+
+#[test]
+fn topics_are_validated_and_close_is_idempotent() {
+    let (a, _) = listener(None);
+    for bad in ["", "/a", "a/", "a//b", "a/*", "a/$x", "a?b"] {
+        assert!(
+            matches!(
+                a.publish(bad, Format::Raw, b""),
+                Err(Error::InvalidArgument(_))
+            ),
+            "{bad:?}"
+        );
+    }
+    a.subscribe("a/*/c", |_| {}).unwrap();
+    a.close().unwrap();
+    a.close().unwrap();
+    assert!(matches!(
+        a.publish("t", Format::Raw, b""),
+        Err(Error::Closed(_))
+    ));
+}
+
+#[test]
+fn a_node_receives_its_own_publications() {
+    let (a, _) = listener(Some(PSK));
+    let (tx, rx) = mpsc::channel();
+    let _sub = a
+        .subscribe("self/t", move |m| {
+            let _ = tx.send(m);
+        })
+        .unwrap();
+    let m = publish_until_received(&a, &rx, "self/t", b"me");
+    assert_eq!(m.sender, "listener");
+}

@@ -1,0 +1,92 @@
+"""Encrypted query/reply."""
+
+import time
+
+import numpy as np
+import pytest
+from conftest import new_psk, wait_until
+
+
+def request_until_served(comm, topic, data, timeout=10.0, **kw):
+    """The service declaration reaches other nodes asynchronously: retry until it answers."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return comm.request(topic, data, timeout=0.5, **kw)
+        except TimeoutError:
+            if time.monotonic() > deadline:
+                raise
+
+
+def test_request_reply(mesh, psk):
+    server = mesh.node("server", psk)
+    client = mesh.node("client", psk)
+    server.serve("rpc/add", lambda d: {"sum": d["a"] + d["b"]})
+    assert request_until_served(client, "rpc/add", {"a": 2, "b": 40}) == {"sum": 42}
+    assert client.request("rpc/add", {"a": 1, "b": 1}) == {"sum": 2}
+
+
+def test_numpy_request_and_reply(mesh, psk):
+    server = mesh.node("server", psk)
+    client = mesh.node("client", psk)
+    server.serve("rpc/double", lambda arr: arr * 2, serialize="numpy")
+    x = np.arange(10, dtype=np.float32)
+    out = request_until_served(client, "rpc/double", x, serialize="numpy")
+    np.testing.assert_array_equal(out, x * 2)
+
+
+def test_timeout_raises_timeout_error(mesh, psk):
+    client = mesh.node("client", psk)
+    t0 = time.monotonic()
+    with pytest.raises(TimeoutError) as info:
+        client.request("rpc/nobody", {}, timeout=0.3)
+    assert time.monotonic() - t0 >= 0.25
+    assert "rpc/nobody" in str(info.value)
+
+
+def test_wrong_psk_server_gets_nothing_and_client_times_out(mesh, psk):
+    server = mesh.node("server", new_psk())
+    client = mesh.node("client", psk)
+    called = []
+    server.serve("rpc/x", lambda d: called.append(d) or d)
+    wait_until(lambda: _try(client) or server.stats()["decrypt_failures"], what="rejected request")
+    assert called == []
+
+
+def _try(client):
+    try:
+        client.request("rpc/x", {"v": 1}, timeout=0.2)
+        return True
+    except TimeoutError:
+        return False
+
+
+def test_failing_handler_is_logged_and_requester_is_told(mesh, psk):
+    server = mesh.node("server", psk)
+    client = mesh.node("client", psk)
+
+    def handler(d):
+        if d == "bad":
+            raise ValueError("handler failed")
+        return "ok"
+
+    server.serve("rpc/h", handler)
+    assert request_until_served(client, "rpc/h", "good") == "ok"
+    t0 = time.monotonic()
+    with pytest.raises(RuntimeError) as info:
+        client.request("rpc/h", "bad", timeout=5)
+    assert time.monotonic() - t0 < 4, "the requester should not wait for its timeout"
+    assert "rpc/h" in str(info.value) and "ValueError" in str(info.value)
+    assert "handler failed" not in str(info.value)
+    wait_until(lambda: server.stats()["dropped_by_callback_error"] == 1, what="error count")
+
+
+def test_service_undeclare(mesh, psk):
+    server = mesh.node("server", psk)
+    client = mesh.node("client", psk)
+    svc = server.serve("rpc/u", lambda d: d)
+    assert request_until_served(client, "rpc/u", 1) == 1
+    svc.undeclare()
+    assert not svc.active
+    with pytest.raises(TimeoutError):
+        client.request("rpc/u", 1, timeout=0.3)
