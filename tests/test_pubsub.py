@@ -25,8 +25,8 @@ def test_guide_json_round_trip(mesh, psk):
         {"spikes": list(range(32)), "t": 1.5, "ok": True, "none": None, "nested": {"a": [1, "x"]}},
         [1, 2.25, "three", False],
         'a string with ünïcödé and "quotes"\n',
-        12345678901234567890123,
-        -7,
+        2**64 - 1,
+        -(2**63),
         3.141592653589793,
         {"keys": {1: "int key", "s": 2}},
     ],
@@ -221,6 +221,7 @@ def test_undeclare_stops_delivery(mesh):
     [
         ({"a": 1}, "pickle", ValueError, "pickle"),
         ({1, 2}, "json", TypeError, "set"),
+        ({"big": 2**64}, "json", ValueError, "2**64"),
         (float("nan"), "json", ValueError, "JSON"),
         (np.zeros(3), "json", TypeError, "numpy"),
         ("text", "raw", TypeError, "encode"),

@@ -12,6 +12,7 @@ use pyo3::types::{
     PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple,
 };
 use pyo3::IntoPyObjectExt;
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use crate::codec::{self, Format};
 
@@ -240,17 +241,18 @@ fn write_json_str(s: &str, out: &mut Vec<u8>) {
 }
 
 fn write_json_int(i: &Bound<'_, PyAny>, out: &mut Vec<u8>) -> PyResult<()> {
+    let mut digits = itoa::Buffer::new();
     if let Ok(v) = i.extract::<i64>() {
-        out.extend_from_slice(itoa_i64(v).as_bytes());
+        out.extend_from_slice(digits.format(v).as_bytes());
+    } else if let Ok(v) = i.extract::<u64>() {
+        out.extend_from_slice(digits.format(v).as_bytes());
     } else {
-        // Arbitrary precision, as Python's json does.
-        out.extend_from_slice(i.str()?.to_cow()?.as_bytes());
+        // The receiving side decodes numbers as 64-bit: refuse rather than lose digits.
+        return Err(PyValueError::new_err(
+            "the json serializer takes integers in [-2**63, 2**64); send larger ones as strings",
+        ));
     }
     Ok(())
-}
-
-fn itoa_i64(v: i64) -> String {
-    v.to_string()
 }
 
 fn write_json_float(v: f64, out: &mut Vec<u8>) -> PyResult<()> {
@@ -293,9 +295,12 @@ fn write_json_key(k: &Bound<'_, PyAny>, out: &mut Vec<u8>) -> PyResult<()> {
 pub fn decode(py: Python<'_>, format: Format, payload: Vec<u8>) -> PyResult<Py<PyAny>> {
     match format {
         Format::Json => {
-            let value: serde_json::Value = serde_json::from_slice(&payload)
+            let mut de = serde_json::Deserializer::from_slice(&payload);
+            let value = PyJson(py)
+                .deserialize(&mut de)
+                .and_then(|v| de.end().map(|()| v))
                 .map_err(|e| PyValueError::new_err(format!("invalid json payload: {e}")))?;
-            json_to_py(py, &value)
+            Ok(value.unbind())
         }
         Format::Raw => Ok(PyBytes::new(py, &payload).into_any().unbind()),
         Format::Numpy => decode_array(py, payload),
@@ -316,42 +321,66 @@ fn decode_array(py: Python<'_>, mut payload: Vec<u8>) -> PyResult<Py<PyAny>> {
     Ok(typed.call_method1("reshape", (shape,))?.unbind())
 }
 
-fn json_to_py(py: Python<'_>, v: &serde_json::Value) -> PyResult<Py<PyAny>> {
-    use serde_json::Value;
-    Ok(match v {
-        Value::Null => py.None(),
-        Value::Bool(b) => b.into_py_any(py)?,
-        Value::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                i.into_py_any(py)?
-            } else if let Some(u) = n.as_u64() {
-                u.into_py_any(py)?
-            } else {
-                let text = n.to_string();
-                if text.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
-                    py.get_type::<PyInt>().call1((text,))?.unbind()
-                } else {
-                    let f: f64 = text
-                        .parse()
-                        .map_err(|_| PyValueError::new_err("invalid number in json payload"))?;
-                    f.into_py_any(py)?
-                }
-            }
+/// Builds Python objects straight from the JSON tokens (no intermediate tree).
+struct PyJson<'py>(Python<'py>);
+
+fn py_err<E: serde::de::Error>(e: PyErr) -> E {
+    E::custom(e.to_string())
+}
+
+impl<'de, 'py> DeserializeSeed<'de> for PyJson<'py> {
+    type Value = Bound<'py, PyAny>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de, 'py> Visitor<'de> for PyJson<'py> {
+    type Value = Bound<'py, PyAny>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(PyBool::new(self.0, v).to_owned().into_any())
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        v.into_bound_py_any(self.0).map_err(py_err)
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        v.into_bound_py_any(self.0).map_err(py_err)
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(PyFloat::new(self.0, v).into_any())
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(PyString::new(self.0, v).into_any())
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(self.0.None().into_bound(self.0))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let list = PyList::empty(self.0);
+        while let Some(item) = seq.next_element_seed(PyJson(self.0))? {
+            list.append(item).map_err(py_err)?;
         }
-        Value::String(s) => s.into_py_any(py)?,
-        Value::Array(items) => {
-            let list = PyList::empty(py);
-            for item in items {
-                list.append(json_to_py(py, item)?)?;
-            }
-            list.into_any().unbind()
+        Ok(list.into_any())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let dict = PyDict::new(self.0);
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            let value = map.next_value_seed(PyJson(self.0))?;
+            dict.set_item(key.as_ref(), value).map_err(py_err)?;
         }
-        Value::Object(map) => {
-            let dict = PyDict::new(py);
-            for (k, item) in map {
-                dict.set_item(k, json_to_py(py, item)?)?;
-            }
-            dict.into_any().unbind()
-        }
-    })
+        Ok(dict.into_any())
+    }
 }
