@@ -322,9 +322,24 @@ mod tests {
 
     #[test]
     fn zenoh_config_never_enables_multicast_by_default() {
-        let z = Config::default().to_zenoh(true).unwrap();
-        let json = format!("{z}");
-        assert!(json.contains("\"multicast\":{\"enabled\":false"), "{json}");
-        assert!(json.contains(DEFAULT_LOCAL_ENDPOINT));
+        let explicit = Config {
+            listen: vec!["tcp/127.0.0.1:0".into()],
+            ..Config::default()
+        };
+        for (cfg, owner) in [
+            (Config::default(), true),
+            (Config::default(), false),
+            (explicit, false),
+        ] {
+            let z: serde_json::Value =
+                serde_json::from_str(&cfg.to_zenoh(owner).unwrap().to_string()).unwrap();
+            assert_eq!(z["scouting"]["multicast"]["enabled"], false, "{z}");
+        }
+        let owner: serde_json::Value =
+            serde_json::from_str(&Config::default().to_zenoh(true).unwrap().to_string()).unwrap();
+        assert_eq!(owner["listen"]["endpoints"][0], DEFAULT_LOCAL_ENDPOINT);
+        let joiner: serde_json::Value =
+            serde_json::from_str(&Config::default().to_zenoh(false).unwrap().to_string()).unwrap();
+        assert_eq!(joiner["connect"]["endpoints"][0], DEFAULT_LOCAL_ENDPOINT);
     }
 }
