@@ -2,15 +2,21 @@
 
 from collections.abc import Callable, Iterator
 from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal, Self, final
+
+from typing_extensions import disjoint_base
+
+import numpy as np
+from numpy.typing import NDArray
 
 __version__: str
 
-Serializer = Literal["json", "raw", "numpy"]
+_Serializer = Literal["json", "raw", "numpy"]
 
 def _interpreter_exiting() -> None:
     """Tell the extension that the interpreter is exiting (registered with ``atexit``)."""
 
+@final
 class ZenohConfig:
     """Configuration of a :class:`ZenohCommunicator`.
 
@@ -38,8 +44,8 @@ class ZenohConfig:
             value), an unknown mode, a malformed endpoint or namespace.
     """
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         mode: Literal["peer", "client", "router"] = "peer",
         connect: list[str] | str | None = None,
         listen: list[str] | str | None = None,
@@ -49,7 +55,7 @@ class ZenohConfig:
         multicast_scouting: bool = False,
         freshness_window: float = 60.0,
         session_grace: float = 5.0,
-    ) -> None: ...
+    ) -> Self: ...
     @classmethod
     def from_env(cls) -> ZenohConfig:
         """Build from ``EVOSPIKENET_PSK``, ``NODE_ID``, ``EVOSPIKENET_CONNECT`` and
@@ -81,6 +87,7 @@ class ZenohConfig:
     @property
     def freshness_window(self) -> float: ...
 
+@final
 class Subscription:
     """A callback subscription returned by :meth:`ZenohCommunicator.subscribe`."""
 
@@ -100,6 +107,7 @@ class Subscription:
         tb: TracebackType | None,
     ) -> bool: ...
 
+@final
 class Service:
     """A served topic returned by :meth:`ZenohCommunicator.serve`."""
 
@@ -119,6 +127,7 @@ class Service:
         tb: TracebackType | None,
     ) -> bool: ...
 
+@final
 class MessageQueue:
     """A bounded queue of received messages, returned by
     :meth:`ZenohCommunicator.subscribe_queue`.
@@ -157,6 +166,7 @@ class MessageQueue:
         tb: TracebackType | None,
     ) -> bool: ...
 
+@disjoint_base
 class ZenohCommunicator:
     """The encrypted communicator of one node.
 
@@ -180,9 +190,9 @@ class ZenohCommunicator:
         ConnectionError: the Zenoh session could not be opened (e.g. a listen port in use).
     """
 
-    def __init__(
-        self, node_id: str | ZenohConfig | None = None, config: ZenohConfig | None = None
-    ) -> None: ...
+    def __new__(
+        cls, node_id: str | ZenohConfig | None = None, config: ZenohConfig | None = None
+    ) -> Self: ...
     @property
     def node_id(self) -> str: ...
     @property
@@ -196,7 +206,7 @@ class ZenohCommunicator:
         """The endpoints this node listens on, with the real port when 0 was requested."""
     def connected_peers(self) -> int:
         """How many Zenoh peers and routers this node currently has a link to."""
-    def publish(self, topic: str, data: Any, serialize: Serializer = "json") -> None:
+    def publish(self, topic: str, data: Any, serialize: _Serializer = "json") -> None:
         """Encrypt and publish ``data`` on ``topic`` (under the namespace).
 
         Serializers: ``"json"`` (dict, list, str, int, float, bool, None, and numpy
@@ -226,7 +236,7 @@ class ZenohCommunicator:
     ) -> MessageQueue:
         """Subscribe into a bounded :class:`MessageQueue` instead of a callback."""
     def request(
-        self, topic: str, data: Any, serialize: Serializer = "json", timeout: float = 5.0
+        self, topic: str, data: Any, serialize: _Serializer = "json", timeout: float = 5.0
     ) -> Any:
         """Send an encrypted request and return the first authentic reply's data.
 
@@ -234,7 +244,7 @@ class ZenohCommunicator:
             TimeoutError: no authentic reply within ``timeout`` seconds.
         """
     def serve(
-        self, topic: str, handler: Callable[[Any], Any], serialize: Serializer = "json"
+        self, topic: str, handler: Callable[[Any], Any], serialize: _Serializer = "json"
     ) -> Service:
         """Answer requests on ``topic`` with ``handler(data)``, encoded with ``serialize``.
 
@@ -254,3 +264,168 @@ class ZenohCommunicator:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool: ...
+
+# Spike-update kernels (src/py/kernels.rs). The documented entry points are in
+# evospikenet.kernels; these are the native functions behind them. Every array argument
+# must be 1-D, contiguous, aligned and of the stated dtype (no conversion, no copy):
+# a wrong kind or dtype raises TypeError, a wrong length, layout, writability, overlap
+# between arguments or value raises ValueError, naming the argument, before any array
+# is modified. The GIL is released while a kernel runs.
+
+KERNEL_PARALLEL_MIN_LEN: int
+"""Population size from which ``threads=None`` uses every thread of the kernel pool."""
+
+def kernel_default_threads(n: int) -> int:
+    """Number of threads ``threads=None`` uses for ``n`` neurons.
+
+    1 below ``KERNEL_PARALLEL_MIN_LEN``, otherwise the size of the kernel thread pool.
+    """
+
+def kernel_lif_int_step(
+    v: NDArray[np.int16],
+    i_syn: NDArray[np.int16] | NDArray[np.int32],
+    out: NDArray[np.bool_],
+    leak: int,
+    threshold: int,
+    reset: int,
+    threads: int | None = None,
+) -> None:
+    """Integer LIF step (EvoSpikeNet's ``LIFNeuronLayer``), in place on ``v``.
+
+    ``v = clip((v * leak) // 256 + i_syn, -32768, 32767)`` (floor division), then
+    ``out = v >= threshold`` and ``v[out] = reset``. ``leak``, ``threshold`` and
+    ``reset`` must fit in int16.
+    """
+
+def kernel_lif_int_step_indices(
+    v: NDArray[np.int16],
+    i_syn: NDArray[np.int16] | NDArray[np.int32],
+    leak: int,
+    threshold: int,
+    reset: int,
+    out: NDArray[np.uint32] | None = None,
+    threads: int | None = None,
+) -> NDArray[np.uint32]:
+    """Integer LIF step as ``kernel_lif_int_step``; returns the sorted spike indices.
+
+    With ``out`` (a uint32 buffer of at least ``len(v)`` entries) the indices are
+    written into it and ``out[:k]`` is returned.
+    """
+
+def kernel_lif_float_step(
+    v: NDArray[np.float32],
+    i_syn: NDArray[np.float32],
+    refractory: NDArray[np.int32],
+    i_in: NDArray[np.float32] | float | None,
+    out: NDArray[np.bool_],
+    *,
+    tau_m: float,
+    tau_syn: float,
+    c_m: float,
+    dt: float,
+    e_l: float,
+    v_th: float,
+    v_reset: float,
+    t_ref: float,
+    i_e: float,
+    threads: int | None = None,
+) -> None:
+    """Current-based LIF step with exact integration (NEST's ``iaf_psc_exp``).
+
+    In place on ``v`` (mV), ``i_syn`` (pA) and ``refractory`` (steps left); ``i_in`` is
+    the input current arriving this step. Units ms, mV, pF, pA; ``t_ref`` is rounded to
+    whole steps. Writes the spike mask into ``out``.
+    """
+
+def kernel_lif_float_step_indices(
+    v: NDArray[np.float32],
+    i_syn: NDArray[np.float32],
+    refractory: NDArray[np.int32],
+    i_in: NDArray[np.float32] | float | None,
+    *,
+    tau_m: float,
+    tau_syn: float,
+    c_m: float,
+    dt: float,
+    e_l: float,
+    v_th: float,
+    v_reset: float,
+    t_ref: float,
+    i_e: float,
+    out: NDArray[np.uint32] | None = None,
+    threads: int | None = None,
+) -> NDArray[np.uint32]:
+    """Float LIF step as ``kernel_lif_float_step``; returns the sorted spike indices.
+
+    With ``out`` (a uint32 buffer of at least ``len(v)`` entries) the indices are
+    written into it and ``out[:k]`` is returned.
+    """
+
+def kernel_izhikevich_step(
+    v: NDArray[np.float32],
+    u: NDArray[np.float32],
+    i_in: NDArray[np.float32] | float,
+    out: NDArray[np.bool_],
+    *,
+    a: NDArray[np.float32] | float,
+    b: NDArray[np.float32] | float,
+    c: NDArray[np.float32] | float,
+    d: NDArray[np.float32] | float,
+    dt: float,
+    v_peak: float,
+    threads: int | None = None,
+) -> None:
+    """Izhikevich (2003) step, forward Euler, in place on ``v`` and ``u``.
+
+    ``a``, ``b``, ``c``, ``d`` and ``i_in`` are scalars or one float32 per neuron.
+    Writes the spike mask (``v >= v_peak`` after the step) into ``out``.
+    """
+
+def kernel_izhikevich_step_indices(
+    v: NDArray[np.float32],
+    u: NDArray[np.float32],
+    i_in: NDArray[np.float32] | float,
+    *,
+    a: NDArray[np.float32] | float,
+    b: NDArray[np.float32] | float,
+    c: NDArray[np.float32] | float,
+    d: NDArray[np.float32] | float,
+    dt: float,
+    v_peak: float,
+    out: NDArray[np.uint32] | None = None,
+    threads: int | None = None,
+) -> NDArray[np.uint32]:
+    """Izhikevich step as ``kernel_izhikevich_step``; returns the sorted spike indices.
+
+    With ``out`` (a uint32 buffer of at least ``len(v)`` entries) the indices are
+    written into it and ``out[:k]`` is returned.
+    """
+
+def kernel_propagate(
+    spikes: NDArray[np.uint32],
+    indptr: NDArray[np.int32] | NDArray[np.int64],
+    indices: NDArray[np.int32] | NDArray[np.int64],
+    data: NDArray[np.int16] | NDArray[np.int32] | NDArray[np.float32],
+    shape: tuple[int, int],
+    target: NDArray[np.int16] | NDArray[np.int32] | NDArray[np.float32],
+) -> int:
+    """Add the CSR row of every neuron in ``spikes`` into ``target``; return the event count.
+
+    ``indptr`` and ``indices`` share one dtype; ``data`` must be int16 for an int16
+    target, int16 or int32 for an int32 target (both add with saturation), float32 for
+    a float32 target. Every listed row is checked before ``target`` is written.
+    """
+
+def kernel_validate_csr(
+    indptr: NDArray[np.int32] | NDArray[np.int64],
+    indices: NDArray[np.int32] | NDArray[np.int64],
+    data: NDArray[np.int16] | NDArray[np.int32] | NDArray[np.float32],
+    shape: tuple[int, int],
+) -> None:
+    """Check a whole CSR matrix: lengths, ``indptr`` non-decreasing from 0, columns in range."""
+
+def kernel_spikes_to_indices(mask: NDArray[np.bool_]) -> NDArray[np.uint32]:
+    """Return the sorted uint32 indices of the set entries of a bool mask."""
+
+def kernel_indices_to_spikes(indices: NDArray[np.uint32], out: NDArray[np.bool_]) -> None:
+    """Write the mask of ``indices`` into ``out`` (cleared first; indices checked first)."""

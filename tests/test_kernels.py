@@ -1,0 +1,659 @@
+"""Kernels against independent numpy references, and their argument checking.
+
+The references are written from the published formulas (EvoSpikeNet's
+``LIFNeuronLayer``, NEST's ``iaf_psc_exp`` update, Izhikevich 2003) in plain numpy,
+sharing no code with the kernels.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+
+import numpy as np
+import pytest
+from evospikenet import kernels
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+I16 = st.integers(-32768, 32767)
+
+
+# --- references ------------------------------------------------------------------------
+
+
+def lif_int_ref(v, i_syn, leak=230, threshold=1024, reset=0):
+    """LIFNeuronLayer in int64: floor division, int16 clamp, threshold, reset."""
+    v32 = (v.astype(np.int64) * leak) // 256 + i_syn.astype(np.int64)
+    v_new = np.clip(v32, -32768, 32767).astype(np.int16)
+    spikes = v_new >= threshold
+    v_new[spikes] = reset
+    return v_new, spikes
+
+
+def nest_propagators(p: kernels.LifFloatParams):
+    """iaf_psc_exp propagators, textbook form (singular case as its limit)."""
+    h, tm, ts, c = p.dt, p.tau_m, p.tau_syn, p.c_m
+    p22 = np.exp(-h / tm)
+    p11 = np.exp(-h / ts)
+    # At tm == ts the textbook form is 0/0; its limit is h/c * p22.
+    p21 = h / c * p22 if tm == ts else tm * ts / (c * (tm - ts)) * (p22 - p11)
+    p20 = tm / c * (1.0 - p22)
+    return p11, p21, p22, p20
+
+
+def lif_float_ref(v, i_syn, refr, i_in, p: kernels.LifFloatParams):
+    """One iaf_psc_exp step in NEST's order; returns new state, spikes, pre-reset v."""
+    p11, p21, p22, p20 = nest_propagators(p)
+    f = np.float32
+    p11, p21, p22 = f(p11), f(p21), f(p22)
+    ie_p20 = f(p.i_e * p20)
+    active = refr <= 0
+    integrated = f(p.e_l) + ((v - f(p.e_l)) * p22 + i_syn * p21 + ie_p20)
+    v1 = np.where(active, integrated, v).astype(np.float32)
+    r1 = np.where(active, 0, refr - 1).astype(np.int32)
+    spikes = v1 >= f(p.v_th)
+    v_out = np.where(spikes, f(p.v_reset), v1).astype(np.float32)
+    r_out = np.where(spikes, np.int32(round(p.t_ref / p.dt)), r1).astype(np.int32)
+    i_out = (i_syn * p11 + i_in).astype(np.float32)
+    return v_out, i_out, r_out, spikes, v1
+
+
+def izhikevich_ref(v, u, i_in, a, b, c, d, dt=1.0, v_peak=30.0):
+    """One Izhikevich step, forward Euler, same order of operations as documented."""
+    f = np.float32
+    dv = f(0.04) * v * v + f(5.0) * v + f(140.0) - u + i_in
+    du = a * (b * v - u)
+    v1 = (v + f(dt) * dv).astype(np.float32)
+    u1 = (u + f(dt) * du).astype(np.float32)
+    spikes = v1 >= f(v_peak)
+    return (
+        np.where(spikes, c, v1).astype(np.float32),
+        np.where(spikes, u1 + d, u1).astype(np.float32),
+        spikes,
+        v1,
+    )
+
+
+def propagate_ref(spikes, indptr, indices, data, target):
+    """Sequential scatter in spike order, then row order; saturating for integers."""
+    out = target.astype(np.float64 if target.dtype.kind == "f" else np.int64)
+    info = np.iinfo(target.dtype) if target.dtype.kind == "i" else None
+    for s in spikes:
+        for k in range(indptr[s], indptr[s + 1]):
+            j = indices[k]
+            if info is None:
+                out[j] = np.float32(out[j]) + np.float32(data[k])
+            else:
+                out[j] = min(max(out[j] + int(data[k]), info.min), info.max)
+    return out.astype(target.dtype)
+
+
+# --- integer LIF -------------------------------------------------------------------------
+
+
+@SETTINGS
+@given(
+    data=st.data(),
+    n=st.integers(0, 3000),
+    leak=st.one_of(st.integers(0, 256), I16),
+    threshold=I16,
+    reset=I16,
+    i32=st.booleans(),
+    threads=st.sampled_from([None, 1, 2, 3]),
+)
+def test_lif_int_matches_reference_bit_for_bit(data, n, leak, threshold, reset, i32, threads):
+    v0 = data.draw(hnp.arrays(np.int16, n, elements=I16))
+    if i32:
+        i_syn = data.draw(hnp.arrays(np.int32, n, elements=st.integers(-(2**31), 2**31 - 1)))
+    else:
+        i_syn = data.draw(hnp.arrays(np.int16, n, elements=I16))
+    want_v, want_s = lif_int_ref(v0, i_syn, leak, threshold, reset)
+
+    v = v0.copy()
+    s = kernels.lif_step(v, i_syn, leak=leak, threshold=threshold, reset=reset, threads=threads)
+    np.testing.assert_array_equal(v, want_v)
+    np.testing.assert_array_equal(s, want_s)
+    assert s.dtype == np.bool_
+
+    v = v0.copy()
+    idx = kernels.lif_step_indices(
+        v, i_syn, leak=leak, threshold=threshold, reset=reset, threads=threads
+    )
+    assert idx.dtype == np.uint32
+    np.testing.assert_array_equal(idx, np.flatnonzero(want_s))
+    np.testing.assert_array_equal(v, want_v)
+
+
+def test_lif_int_saturates_at_both_ends_and_floors_negatives():
+    v = np.array([-1, -256, 32767, -32768, 100], dtype=np.int16)
+    i_syn = np.array([0, 0, 32767, -32768, 0], dtype=np.int16)
+    s = kernels.lif_step(v, i_syn, leak=256, threshold=32767, reset=-7)
+    # leak 256 keeps v; 32767 + 32767 saturates to 32767 and spikes; -65536 clamps.
+    np.testing.assert_array_equal(v, [-1, -256, -7, -32768, 100])
+    np.testing.assert_array_equal(s, [False, False, True, False, False])
+    v = np.array([-1, -255, 1], dtype=np.int16)
+    kernels.lif_step(v, np.zeros(3, np.int16))  # default leak 230
+    np.testing.assert_array_equal(v, [-1, -230, 0])  # floor, not truncation
+
+
+def test_lif_int_example_from_the_guide_over_many_steps():
+    rng = np.random.default_rng(1)
+    v = np.zeros(1_000_000, np.int16)
+    i_syn = rng.integers(0, 300, v.size).astype(np.int16)
+    v_ref = v.copy()
+    out = np.empty(v.size, np.bool_)
+    total = 0
+    for _ in range(12):
+        spikes = kernels.lif_step(v, i_syn, leak=230, threshold=1024, reset=0, out=out)
+        assert spikes is out
+        v_ref, s_ref = lif_int_ref(v_ref, i_syn)
+        np.testing.assert_array_equal(v, v_ref)
+        np.testing.assert_array_equal(spikes, s_ref)
+        total += int(spikes.sum())
+    assert total > 0
+    assert spikes.view(np.int8).max() == 1
+
+
+def test_index_forms_fill_a_reused_buffer():
+    rng = np.random.default_rng(5)
+    n = 70_000
+    v0 = rng.integers(0, 1100, n).astype(np.int16)
+    i_syn = rng.integers(0, 300, n).astype(np.int16)
+    buf = np.full(n + 3, 7, np.uint32)
+    for threads in (1, 2):
+        v = v0.copy()
+        got = kernels.lif_step_indices(v, i_syn, out=buf, threads=threads)
+        want_v, want_s = lif_int_ref(v0, i_syn)
+        assert np.shares_memory(got, buf)
+        np.testing.assert_array_equal(got, np.flatnonzero(want_s))
+        np.testing.assert_array_equal(v, want_v)
+        assert list(buf[n:]) == [7, 7, 7]
+    vf = np.full(4, -54.0, np.float32)
+    got = kernels.lif_float_step_indices(
+        vf, np.zeros(4, np.float32), np.zeros(4, np.int32), out=buf
+    )
+    np.testing.assert_array_equal(got, [0, 1, 2, 3])
+    vi = np.array([29.9, -65.0], np.float32)
+    got = kernels.izhikevich_step_indices(vi, np.zeros(2, np.float32), 10.0, out=buf[:2])
+    np.testing.assert_array_equal(got, [0])
+    with pytest.raises(ValueError, match=r"^out: expected at least 4 entries, got 3"):
+        kernels.lif_step_indices(np.zeros(4, np.int16), np.zeros(4, np.int16), out=buf[:3])
+    with pytest.raises(TypeError, match=r"^out: .*uint32.*float64"):
+        kernels.lif_step_indices(np.zeros(4, np.int16), np.zeros(4, np.int16), out=np.zeros(4))
+
+
+def test_lif_int_thread_counts_agree_above_parallel_threshold():
+    n = kernels.PARALLEL_MIN_LEN + 12345
+    rng = np.random.default_rng(2)
+    v0 = rng.integers(-2000, 2000, n).astype(np.int16)
+    i_syn = rng.integers(-100, 400, n).astype(np.int32)
+    results = []
+    for threads in (None, 1, 2, 5):
+        v = v0.copy()
+        idx = kernels.lif_step_indices(v, i_syn, threads=threads)
+        results.append((v, idx))
+    for v, idx in results[1:]:
+        np.testing.assert_array_equal(v, results[0][0])
+        np.testing.assert_array_equal(idx, results[0][1])
+    assert kernels.default_threads(n) >= 1
+    assert kernels.default_threads(100) == 1
+
+
+# --- argument checking (shared by all step kernels) ---------------------------------------
+
+
+def test_wrong_dtype_or_kind_is_a_type_error_naming_the_argument():
+    v = np.zeros(4, np.int16)
+    i = np.zeros(4, np.int16)
+    with pytest.raises(TypeError, match=r"^v: expected a 1-D numpy array of dtype int16, got a"):
+        kernels.lif_step(v.astype(np.int32), i)
+    with pytest.raises(TypeError, match=r"^i_syn: .*int16 or int32.*float64"):
+        kernels.lif_step(v, i.astype(np.float64))
+    with pytest.raises(TypeError, match=r"^v: .*2-D"):
+        kernels.lif_step(np.zeros((2, 2), np.int16), i)
+    with pytest.raises(TypeError, match=r"^v: .*type list"):
+        kernels.lif_step([0, 0, 0, 0], i)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^v: "):
+        kernels.lif_step(v.astype(">i2"), i)  # byte-swapped: not native int16
+    with pytest.raises(TypeError, match=r"^out: .*bool"):
+        kernels.lif_step(v, i, out=np.zeros(4, np.int8))
+
+
+def test_value_errors_name_the_argument_and_leave_state_untouched():
+    v = np.full(4, 1000, np.int16)
+    i = np.full(4, 100, np.int16)
+    with pytest.raises(ValueError, match=r"^i_syn: expected length 4, got 3"):
+        kernels.lif_step(v, i[:3])
+    with pytest.raises(ValueError, match=r"^out: expected length 4, got 5"):
+        kernels.lif_step(v, i, out=np.zeros(5, np.bool_))
+    with pytest.raises(ValueError, match=r"^leak: expected an integer in \[-32768, 32767\]"):
+        kernels.lif_step(v, i, leak=40000)
+    with pytest.raises(ValueError, match=r"^threshold: "):
+        kernels.lif_step(v, i, threshold=-40000)
+    with pytest.raises(ValueError, match=r"^threads: expected a positive integer"):
+        kernels.lif_step(v, i, threads=0)
+    np.testing.assert_array_equal(v, 1000)
+
+
+def test_layout_writability_and_aliasing_are_refused_not_copied():
+    big = np.zeros(8, np.int16)
+    i = np.zeros(4, np.int16)
+    with pytest.raises(ValueError, match=r"^v: expected a contiguous array"):
+        kernels.lif_step(big[::2], i)
+    ro = np.zeros(4, np.int16)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match=r"^v: array is read-only"):
+        kernels.lif_step(ro, i)
+    # Read-only inputs are fine.
+    kernels.lif_step(np.zeros(4, np.int16), ro)
+    misaligned = np.frombuffer(bytearray(9), dtype=np.int16, offset=1)
+    with pytest.raises(ValueError, match=r"^i_syn: array data is not aligned"):
+        kernels.lif_step(np.zeros(4, np.int16), misaligned)
+    v = np.zeros(4, np.int16)
+    with pytest.raises(ValueError, match=r"^i_syn: array shares memory"):
+        kernels.lif_step(v, v)
+    with pytest.raises(ValueError, match=r"^out: array shares memory"):
+        kernels.lif_step(v, i, out=v.view(np.bool_)[:4])
+
+
+def test_gil_is_released_while_a_kernel_runs():
+    n = 10_000_000
+    v = np.zeros(n, np.int16)
+    i = np.ones(n, np.int16)
+    out = np.empty(n, np.bool_)
+    counter = [0]
+    stop = threading.Event()
+
+    def spin():
+        while not stop.is_set():
+            counter[0] += 1
+
+    old = sys.getswitchinterval()
+    # A long switch interval: with the GIL held through the call, the spinning thread
+    # could not run at all while the kernel computes.
+    sys.setswitchinterval(0.2)
+    t = threading.Thread(target=spin)
+    t.start()
+    try:
+        progressed = []
+        for _ in range(5):
+            before = counter[0]
+            kernels.lif_step(v, i, out=out, threads=1)
+            progressed.append(counter[0] - before)
+    finally:
+        stop.set()
+        t.join()
+        sys.setswitchinterval(old)
+    assert max(progressed) > 100, progressed
+
+
+# --- float LIF -----------------------------------------------------------------------------
+
+
+def assert_float_step(got, want, v_pre, v_th, rtol=1e-6, atol=1e-4):
+    """Compare one step's states; a spike may differ only right at the threshold."""
+    (gv, gi, gr, gs), (wv, wi, wr, ws) = got, want
+    differ = gs != ws
+    assert np.all(np.abs(v_pre[differ] - v_th) < 1e-3), "spike mismatch away from threshold"
+    same = ~differ
+    np.testing.assert_allclose(gv[same], wv[same], rtol=rtol, atol=atol)
+    np.testing.assert_array_equal(gr[same], wr[same])
+    np.testing.assert_allclose(gi, wi, rtol=rtol, atol=atol)
+
+
+@SETTINGS
+@given(
+    n=st.integers(1, 2500),
+    seed=st.integers(0, 2**32 - 1),
+    tau_syn=st.sampled_from([0.5, 2.0, 10.0]),
+    t_ref=st.sampled_from([0.0, 0.1, 2.0]),
+    i_e=st.sampled_from([0.0, 300.0, 450.0]),
+    threads=st.sampled_from([1, 2]),
+    indices=st.booleans(),
+)
+def test_lif_float_matches_nest_order_reference(n, seed, tau_syn, t_ref, i_e, threads, indices):
+    rng = np.random.default_rng(seed)
+    p = kernels.LifFloatParams(tau_syn=tau_syn, t_ref=t_ref, i_e=i_e)
+    v = rng.uniform(-75, -54, n).astype(np.float32)
+    i_syn = rng.uniform(-500, 1500, n).astype(np.float32)
+    refr = rng.integers(-1, 5, n).astype(np.int32)
+    for _ in range(15):
+        i_in = rng.normal(0, 300, n).astype(np.float32)
+        want = lif_float_ref(v, i_syn, refr, i_in, p)
+        if indices:
+            idx = kernels.lif_float_step_indices(v, i_syn, refr, i_in, p, threads=threads)
+            s = np.zeros(n, np.bool_)
+            s[idx] = True
+            assert np.all(np.diff(idx.astype(np.int64)) > 0)
+        else:
+            s = kernels.lif_float_step(v, i_syn, refr, i_in, p, threads=threads)
+        assert_float_step((v, i_syn, refr, s), want[:4], want[4], p.v_th)
+        # Continue from the kernel's state, so one near-threshold tie cannot cascade.
+
+
+def test_lif_float_constant_current_fires_at_the_analytic_period():
+    # Rheobase is c_m * (v_th - e_l) / tau_m = 375 pA. With 500 pA the potential reaches
+    # threshold after tau_m * ln(500 / 125) = 13.86 ms: step 139 at dt = 0.1, then
+    # 20 refractory steps and 139 integration steps per period.
+    p = kernels.LifFloatParams(i_e=500.0)
+    v = np.full(3, -70.0, np.float32)
+    i_syn = np.zeros(3, np.float32)
+    refr = np.zeros(3, np.int32)
+    steps = [t for t in range(1, 700) if kernels.lif_float_step(v, i_syn, refr, None, p)[0]]
+    assert steps[:4] == [139, 298, 457, 616]
+
+
+def test_lif_float_scalar_input_and_default_params():
+    v = np.full(2, -70.0, np.float32)
+    i_syn = np.zeros(2, np.float32)
+    refr = np.zeros(2, np.int32)
+    kernels.lif_float_step(v, i_syn, refr, 100.0)
+    np.testing.assert_array_equal(i_syn, [100.0, 100.0])
+    np.testing.assert_array_equal(v, [-70.0, -70.0])
+    kernels.lif_float_step(v, i_syn, refr)
+    p11, p21, _, _ = nest_propagators(kernels.LifFloatParams())
+    np.testing.assert_allclose(v, -70.0 + 100.0 * p21, rtol=1e-6)
+    np.testing.assert_allclose(i_syn, 100.0 * p11, rtol=1e-6)
+
+
+def test_lif_float_equal_time_constants_use_the_limit():
+    p = kernels.LifFloatParams(tau_syn=10.0)
+    v = np.array([-70.0], np.float32)
+    i_syn = np.array([1000.0], np.float32)
+    kernels.lif_float_step(v, i_syn, np.zeros(1, np.int32), None, p)
+    np.testing.assert_allclose(v + 70.0, 1000.0 * 0.1 / 250.0 * np.exp(-0.01), rtol=1e-5)
+
+
+def test_lif_float_errors():
+    v, i, r = np.zeros(3, np.float32), np.zeros(3, np.float32), np.zeros(3, np.int32)
+    with pytest.raises(TypeError, match=r"^refractory: .*int32"):
+        kernels.lif_float_step(v, i, r.astype(np.int64))
+    with pytest.raises(TypeError, match=r"^v: .*float32.*float64"):
+        kernels.lif_float_step(v.astype(np.float64), i, r)
+    with pytest.raises(ValueError, match=r"^i_in: expected length 3, got 2"):
+        kernels.lif_float_step(v, i, r, np.zeros(2, np.float32))
+    with pytest.raises(TypeError, match=r"^i_in: expected a float or a 1-D numpy array"):
+        kernels.lif_float_step(v, i, r, "x")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"^tau_m: expected a finite number > 0"):
+        kernels.lif_float_step(v, i, r, None, kernels.LifFloatParams(tau_m=0.0))
+    with pytest.raises(ValueError, match=r"^v_reset: expected a value below v_th"):
+        kernels.lif_float_step(v, i, r, None, kernels.LifFloatParams(v_reset=-50.0))
+    with pytest.raises(ValueError, match=r"^i_syn: array shares memory"):
+        kernels.lif_float_step(v, v, r)
+
+
+# --- Izhikevich ------------------------------------------------------------------------------
+
+
+@SETTINGS
+@given(
+    n=st.integers(1, 2500),
+    seed=st.integers(0, 2**32 - 1),
+    per_neuron=st.tuples(*[st.booleans()] * 5),
+    dt=st.sampled_from([0.25, 0.5, 1.0]),
+    threads=st.sampled_from([1, 3]),
+    indices=st.booleans(),
+)
+def test_izhikevich_matches_reference(n, seed, per_neuron, dt, threads, indices):
+    rng = np.random.default_rng(seed)
+    # Izhikevich (2003)'s network: excitatory and inhibitory cells with random r.
+    r = rng.random(n).astype(np.float32)
+    exc = rng.random(n) < 0.8
+    arrays = {
+        "a": np.where(exc, 0.02, 0.02 + 0.08 * r).astype(np.float32),
+        "b": np.where(exc, 0.2, 0.25 - 0.05 * r).astype(np.float32),
+        "c": np.where(exc, -65 + 15 * r**2, -65.0).astype(np.float32),
+        "d": np.where(exc, 8 - 6 * r**2, 2.0).astype(np.float32),
+    }
+    scalars = {"a": 0.02, "b": 0.2, "c": -65.0, "d": 8.0}
+    chosen = {k: arrays[k] if per_neuron[j] else scalars[k] for j, k in enumerate("abcd")}
+    p = kernels.IzhikevichParams(dt=dt, **chosen)
+    ref_params = {k: np.float32(x) if np.isscalar(x) else x for k, x in chosen.items()}
+    v = rng.uniform(-80, 25, n).astype(np.float32)
+    u = (ref_params["b"] * v).astype(np.float32)
+    for _ in range(10):
+        i_in = (rng.normal(0, 5, n) * 2).astype(np.float32) if per_neuron[4] else 7.5
+        wv, wu, ws, v_pre = izhikevich_ref(
+            v, u, np.float32(i_in) if np.isscalar(i_in) else i_in, dt=dt, **ref_params
+        )
+        if indices:
+            idx = kernels.izhikevich_step_indices(v, u, i_in, p, threads=threads)
+            s = np.zeros(n, np.bool_)
+            s[idx] = True
+        else:
+            s = kernels.izhikevich_step(v, u, i_in, p, threads=threads)
+        differ = s != ws
+        assert np.all(np.abs(v_pre[differ] - 30.0) < 1e-3)
+        np.testing.assert_allclose(v[~differ], wv[~differ], rtol=1e-6, atol=1e-4)
+        np.testing.assert_allclose(u[~differ], wu[~differ], rtol=1e-6, atol=1e-4)
+
+
+def test_izhikevich_regular_spiking_adapts():
+    v = np.array([-65.0], np.float32)
+    u = np.array([-13.0], np.float32)
+    p = kernels.IzhikevichParams(dt=0.5)
+    spikes = [t for t in range(2000) if kernels.izhikevich_step(v, u, 10.0, p)[0]]
+    assert len(spikes) > 5
+    isi = np.diff(spikes)
+    assert isi[0] < isi[-1]
+
+
+def test_izhikevich_errors():
+    v, u = np.zeros(3, np.float32), np.zeros(3, np.float32)
+    with pytest.raises(TypeError, match=r"^a: expected a float or a 1-D numpy array.*float64"):
+        kernels.izhikevich_step(v, u, 0.0, kernels.IzhikevichParams(a=np.zeros(3)))
+    with pytest.raises(ValueError, match=r"^d: expected length 3, got 4"):
+        kernels.izhikevich_step(v, u, 0.0, kernels.IzhikevichParams(d=np.zeros(4, np.float32)))
+    with pytest.raises(ValueError, match=r"^dt: expected a finite number > 0"):
+        kernels.izhikevich_step(v, u, 0.0, kernels.IzhikevichParams(dt=-1.0))
+    with pytest.raises(ValueError, match=r"^u: expected length 3, got 2"):
+        kernels.izhikevich_step(v, u[:2], 0.0)
+
+
+# --- spikes ------------------------------------------------------------------------------------
+
+
+@SETTINGS
+@given(mask=hnp.arrays(np.bool_, st.integers(0, 5000)))
+def test_spike_forms_round_trip(mask):
+    idx = kernels.spikes_to_indices(mask)
+    assert idx.dtype == np.uint32
+    np.testing.assert_array_equal(idx, np.flatnonzero(mask))
+    back = kernels.indices_to_spikes(idx, mask.size)
+    np.testing.assert_array_equal(back, mask)
+
+
+def test_indices_to_spikes_checks_range_before_writing():
+    out = np.ones(4, np.bool_)
+    kernels.indices_to_spikes(np.array([3, 0, 3], np.uint32), 4, out=out)
+    np.testing.assert_array_equal(out, [True, False, False, True])
+    with pytest.raises(ValueError, match=r"^indices: index 4 at position 1 is out of range"):
+        kernels.indices_to_spikes(np.array([0, 4], np.uint32), 4, out=out)
+    np.testing.assert_array_equal(out, [True, False, False, True])
+    with pytest.raises(TypeError, match=r"^indices: .*uint32.*int64"):
+        kernels.indices_to_spikes(np.array([0, 1]), 4)
+
+
+# --- synapses -----------------------------------------------------------------------------------
+
+COMBOS = [
+    (np.int16, np.int16),
+    (np.int16, np.int32),
+    (np.int32, np.int32),
+    (np.float32, np.float32),
+]
+
+
+@st.composite
+def csr_and_spikes(draw):
+    n_pre = draw(st.integers(1, 60))
+    n_post = draw(st.integers(1, 60))
+    wdt, tdt = draw(st.sampled_from(COMBOS))
+    ix = draw(st.sampled_from([np.int32, np.int64]))
+    lens = draw(hnp.arrays(np.int64, n_pre, elements=st.integers(0, 12)))
+    indptr = np.concatenate([[0], np.cumsum(lens)]).astype(ix)
+    nnz = int(indptr[-1])
+    indices = draw(hnp.arrays(ix, nnz, elements=st.integers(0, n_post - 1)))
+    if np.dtype(wdt).kind == "f":
+        elems = st.floats(-100, 100, width=32)
+    else:
+        info = np.iinfo(wdt)
+        elems = st.integers(max(info.min, -32768), min(info.max, 32767))
+    data = draw(hnp.arrays(wdt, nnz, elements=elems))
+    spikes = draw(hnp.arrays(np.uint32, st.integers(0, 40), elements=st.integers(0, n_pre - 1)))
+    if np.dtype(tdt).kind == "f":
+        telems = st.floats(-1000, 1000, width=32)
+    else:
+        info = np.iinfo(tdt)
+        telems = st.integers(info.min, info.max)
+    target = draw(hnp.arrays(tdt, n_post, elements=telems))
+    return kernels.CsrMatrix(indptr, indices, data, (n_pre, n_post)), spikes, target
+
+
+@SETTINGS
+@given(case=csr_and_spikes())
+def test_propagate_matches_sequential_reference(case):
+    w, spikes, target = case
+    want = propagate_ref(spikes, w.indptr, w.indices, w.data, target)
+    got = target.copy()
+    events = kernels.propagate(spikes, w, got)
+    assert events == int(np.sum(np.diff(w.indptr.astype(np.int64))[spikes.astype(np.int64)]))
+    if target.dtype.kind == "f":
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-3)
+    else:
+        np.testing.assert_array_equal(got, want)
+
+
+def test_propagate_matches_scipy_matrix_product():
+    sparse = pytest.importorskip("scipy.sparse")
+    w = kernels.random_csr(2000, 3000, 50, weight=(-20, 40), dtype=np.int16, seed=3)
+    rng = np.random.default_rng(4)
+    spikes = np.sort(rng.choice(2000, 150, replace=False)).astype(np.uint32)
+    target = np.zeros(3000, np.int32)
+    kernels.propagate(spikes, w, target)
+    counts = np.bincount(spikes, minlength=2000).astype(np.int64)
+    m = sparse.csr_array((w.data.astype(np.int64), w.indices, w.indptr), shape=w.shape)
+    np.testing.assert_array_equal(target, m.T @ counts)
+
+    # A scipy matrix is accepted as is, and float weights match too.
+    wf = sparse.random_array((500, 400), density=0.05, format="csr", dtype=np.float32, rng=5)
+    tf = np.zeros(400, np.float32)
+    kernels.propagate(spikes[spikes < 500], wf, tf)
+    counts = np.bincount(spikes[spikes < 500], minlength=500).astype(np.float32)
+    np.testing.assert_allclose(tf, wf.T @ counts, rtol=1e-5, atol=1e-5)
+
+
+def test_incoming_spikes_from_another_node_through_a_projection():
+    # Node A steps its population and sends the indices as little-endian bytes; node B
+    # decodes them without a copy and applies A->B's projection to its own inputs.
+    rng = np.random.default_rng(6)
+    v_a = rng.integers(0, 1100, 5000).astype(np.int16)
+    sent = kernels.lif_step_indices(v_a, rng.integers(0, 300, 5000).astype(np.int16))
+    assert 0 < sent.size < 5000
+    wire = sent.astype("<u4").tobytes()
+    received = np.frombuffer(wire, dtype=np.uint32)  # read-only view of the message
+    projection = kernels.random_csr(5000, 800, 20, weight=(1, 9), dtype=np.int16, seed=7)
+    i_b = np.zeros(800, np.int32)
+    events = kernels.propagate(received, projection, i_b)
+    assert events == 20 * sent.size
+    np.testing.assert_array_equal(
+        i_b,
+        propagate_ref(
+            sent, projection.indptr, projection.indices, projection.data, np.zeros(800, np.int32)
+        ),
+    )
+    # Unsorted, repeated indices are applied once per occurrence.
+    again = np.zeros(800, np.int32)
+    kernels.propagate(np.concatenate([received[::-1], received]), projection, again)
+    np.testing.assert_array_equal(again, 2 * i_b)
+
+
+def test_propagate_refuses_bad_spikes_and_rows_before_writing():
+    sparse = pytest.importorskip("scipy.sparse")
+    w = kernels.random_csr(10, 8, 3, weight=1.0, seed=0)
+    target = np.zeros(8, np.float32)
+    with pytest.raises(
+        ValueError, match=r"^spikes: index 10 at position 1 is out of range \[0, 10\)"
+    ):
+        kernels.propagate(np.array([0, 10], np.uint32), w, target)
+    with pytest.raises(TypeError, match=r"^spikes: .*uint32.*int64"):
+        kernels.propagate(np.array([0, 1]), w, target)
+    with pytest.raises(TypeError, match=r"^target: .*int16, int32 or float32.*float64"):
+        kernels.propagate(np.array([0], np.uint32), w, np.zeros(8, np.float64))
+    with pytest.raises(TypeError, match=r"^data: .*int16 or int32 \(for an int32 target\)"):
+        kernels.propagate(np.array([0], np.uint32), w, np.zeros(8, np.int32))
+    with pytest.raises(TypeError, match=r"^data: .*int16 \(for an int16 target\)"):
+        kernels.propagate(np.array([0], np.uint32), w, np.zeros(8, np.int16))
+    with pytest.raises(ValueError, match=r"^target: expected length 8, got 7"):
+        kernels.propagate(np.array([0], np.uint32), w, np.zeros(7, np.float32))
+    with pytest.raises(TypeError, match=r"CSR"):
+        kernels.propagate(np.array([0], np.uint32), w.to_scipy().tocsc(), target)
+
+    # A scipy matrix corrupted after construction: the rows used are checked.
+    m = w.to_scipy()
+    m.indices[4] = 8
+    with pytest.raises(ValueError, match=r"^indices: index 8 at position 4 is out of range"):
+        kernels.propagate(np.array([0, 1], np.uint32), m, target)
+    m.indices[4] = -1
+    with pytest.raises(ValueError, match=r"^indices: index -1"):
+        kernels.propagate(np.array([1], np.uint32), m, target)
+    m.indptr[3] = 100
+    with pytest.raises(ValueError, match=r"^indptr: invalid CSR structure: row 2"):
+        kernels.propagate(np.array([2], np.uint32), m, target)
+    np.testing.assert_array_equal(target, 0)
+    # Rows not used are not looked at.
+    assert kernels.propagate(np.array([5], np.uint32), m, target) == 3
+    assert sparse is not None
+
+
+def test_csr_matrix_validates_its_structure():
+    ip = np.array([0, 2, 3], np.int32)
+    ix = np.array([0, 1, 1], np.int32)
+    d = np.ones(3, np.float32)
+    kernels.CsrMatrix(ip, ix, d, (2, 2))
+    with pytest.raises(ValueError, match=r"^indptr: invalid CSR structure: indptr decreases"):
+        kernels.CsrMatrix(np.array([0, 3, 2], np.int32), ix, d, (2, 2))
+    with pytest.raises(ValueError, match=r"^indptr: invalid CSR structure: indptr\[0\] is 1"):
+        kernels.CsrMatrix(np.array([1, 2, 3], np.int32), ix, d, (2, 2))
+    with pytest.raises(ValueError, match=r"^indptr: invalid CSR structure: indptr ends at 4"):
+        kernels.CsrMatrix(np.array([0, 2, 4], np.int32), ix, d, (2, 2))
+    with pytest.raises(
+        ValueError, match=r"^indices: index 1 at position 1 is out of range \[0, 1\)"
+    ):
+        kernels.CsrMatrix(ip, ix, d, (2, 1))
+    with pytest.raises(ValueError, match=r"^indptr: expected length 4, got 3"):
+        kernels.CsrMatrix(ip, ix, d, (3, 2))
+    with pytest.raises(ValueError, match=r"^data: expected length 3, got 2"):
+        kernels.CsrMatrix(ip, ix, d[:2], (2, 2))
+    with pytest.raises(TypeError, match=r"^indices: .*int32 \(the dtype of indptr\)"):
+        kernels.CsrMatrix(ip, ix.astype(np.int64), d, (2, 2))
+    with pytest.raises(TypeError, match=r"^data: .*int16, int32 or float32.*float64"):
+        kernels.CsrMatrix(ip, ix, d.astype(np.float64), (2, 2))
+
+
+def test_random_csr_is_reproducible_and_shares_memory_with_scipy():
+    a = kernels.random_csr(300, 200, 7, weight=(-5, 5), dtype=np.int16, seed=11)
+    b = kernels.random_csr(300, 200, 7, weight=(-5, 5), dtype=np.int16, seed=11)
+    c = kernels.random_csr(300, 200, 7, weight=(-5, 5), dtype=np.int16, seed=12)
+    assert a.shape == (300, 200) and a.nnz == 2100
+    np.testing.assert_array_equal(a.indices, b.indices)
+    np.testing.assert_array_equal(a.data, b.data)
+    assert not np.array_equal(a.indices, c.indices)
+    assert a.data.min() >= -5 and a.data.max() <= 5
+    np.testing.assert_array_equal(np.diff(a.indptr), 7)
+    for r in range(300):
+        row = a.indices[a.indptr[r] : a.indptr[r + 1]]
+        assert np.all(np.diff(row) >= 0)
+    pytest.importorskip("scipy.sparse")
+    m = a.to_scipy()
+    assert np.shares_memory(m.indices, a.indices)
+    back = kernels.CsrMatrix.from_scipy(m)
+    assert np.shares_memory(back.data, a.data)
+    wide = kernels.random_csr(10, 5, 0, index_dtype=np.int64)
+    assert wide.nnz == 0 and wide.indptr.dtype == np.int64
+    with pytest.raises(TypeError, match=r"^dtype: "):
+        kernels.random_csr(2, 2, 1, dtype=np.float64)
