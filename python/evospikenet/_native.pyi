@@ -4,10 +4,9 @@ from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any, Literal, Self, final
 
-from typing_extensions import disjoint_base
-
 import numpy as np
 from numpy.typing import NDArray
+from typing_extensions import disjoint_base
 
 __version__: str
 
