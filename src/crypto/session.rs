@@ -279,7 +279,10 @@ impl Receiver {
             return Err(Error::Replay);
         }
         let mut senders = self.senders.lock();
-        let history = senders.entry(header.sender.to_owned()).or_default();
+        if !senders.contains_key(header.sender) {
+            senders.insert(header.sender.to_owned(), SenderHistory::default());
+        }
+        let history = senders.get_mut(header.sender).expect("inserted above");
         history
             .sessions
             .retain(|s| s.retire_at_ms.is_none_or(|t| t > now));
