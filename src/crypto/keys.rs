@@ -101,6 +101,19 @@ impl Psk {
     }
 }
 
+impl Psk {
+    /// A 32-byte secret for another purpose, independent of every sender key:
+    /// HKDF-SHA256(ikm = PSK, no salt, info = `label`). Labels must not collide with the
+    /// ones above.
+    pub(crate) fn derive_secret(&self, label: &[u8]) -> Zeroizing<[u8; 32]> {
+        let hk = Hkdf::<Sha256>::new(None, &self.bytes);
+        let mut out = Zeroizing::new([0u8; 32]);
+        hk.expand(label, out.as_mut_slice())
+            .expect("32 bytes is a valid HKDF-SHA256 output length");
+        out
+    }
+}
+
 fn derive_key_id(psk: &[u8; PSK_LEN]) -> KeyId {
     let hk = Hkdf::<Sha256>::new(None, psk);
     let mut id = [0u8; KEY_ID_LEN];

@@ -5,6 +5,7 @@
 
 pub mod aead;
 pub mod envelope;
+pub mod handshake;
 pub mod keys;
 pub mod replay;
 pub mod session;
