@@ -107,15 +107,22 @@ pub struct Sender {
     node_id: String,
     keys: Arc<KeyRing>,
     current: RwLock<Arc<SendSession>>,
+    messages_per_session: u64,
 }
 
 impl Sender {
     pub fn new(node_id: &str, keys: Arc<KeyRing>) -> Sender {
+        Sender::with_session_limit(node_id, keys, MESSAGES_PER_SESSION)
+    }
+
+    /// A sender that opens a new session every `limit` messages (tests use small limits).
+    pub fn with_session_limit(node_id: &str, keys: Arc<KeyRing>, limit: u64) -> Sender {
         let session = SendSession::new(node_id, &keys);
         Sender {
             node_id: node_id.to_owned(),
             current: RwLock::new(Arc::new(session)),
             keys,
+            messages_per_session: limit.clamp(1, MESSAGES_PER_SESSION),
         }
     }
 
@@ -140,7 +147,7 @@ impl Sender {
             let counter = session.counter.fetch_add(1, Ordering::Relaxed);
             let offset = session.started.elapsed().as_millis();
             // Checked before use, never after: a counter at the limit is never sealed with.
-            if counter < MESSAGES_PER_SESSION && offset < u128::from(u32::MAX) {
+            if counter < self.messages_per_session && offset < u128::from(u32::MAX) {
                 break (session, counter, offset as u32);
             }
             let mut current = self.current.write();
@@ -497,6 +504,26 @@ mod tests {
         assert_eq!(ha.counter, hb.counter);
         assert_ne!(ha.session_id, hb.session_id);
         assert_ne!(ma[la..], mb[la..]);
+    }
+
+    #[test]
+    fn session_is_renewed_at_the_message_limit_and_receivers_follow() {
+        let keys = ring(Some(PSK));
+        let tx = Sender::with_session_limit("n", keys.clone(), 3);
+        let rx = Receiver::new(keys, ReceiverPolicy::default());
+        let headers: Vec<_> = (0..7)
+            .map(|i| {
+                let m = seal(&tx, "t", &[i]);
+                assert_eq!(rx.open(&m, "t", b"", Kind::Publish).unwrap().payload, [i]);
+                let (h, _) = Header::parse(&m).unwrap();
+                (h.session_id, h.counter)
+            })
+            .collect();
+        let counters: Vec<u64> = headers.iter().map(|h| h.1).collect();
+        assert_eq!(counters, [0, 1, 2, 0, 1, 2, 0]);
+        assert_eq!(headers[0].0, headers[2].0);
+        assert_ne!(headers[2].0, headers[3].0);
+        assert_ne!(headers[3].0, headers[6].0);
     }
 
     #[test]
