@@ -1,8 +1,16 @@
 //! The one AEAD the project uses: AES-256-GCM (NIST SP 800-38D) behind a small interface,
 //! so the backend can change without touching the envelope or its tests.
+//!
+//! Backend: `ring`'s assembly AES-GCM (AES-NI/VAES + CLMUL), chosen by measurement over
+//! RustCrypto's `aes-gcm` 0.10 on the same machine: 1 MiB sealed at 1.1 GB/s by
+//! `aes-gcm` and 5.7 GB/s by `ring`, and 150 B to 1 KiB messages in 1.4 to 3.5 times less
+//! time (see README, "Benchmarks"). Same algorithm, same wire format, same
+//! known-answer vectors (below). `ring` keeps no secret on the heap and does not wipe its
+//! key schedule itself, so `Aead` stores it in place and overwrites it on drop.
 
-use aes_gcm::aead::AeadInPlace;
-use aes_gcm::{Aes256Gcm, KeyInit, Nonce, Tag};
+use std::mem::MaybeUninit;
+
+use ring::aead::{Aad, LessSafeKey, Nonce, Tag, UnboundKey, AES_256_GCM};
 
 use crate::error::{Error, Result};
 
@@ -10,18 +18,26 @@ pub const KEY_LEN: usize = 32;
 pub const NONCE_LEN: usize = 12;
 pub const TAG_LEN: usize = 16;
 
-/// An AES-256-GCM key schedule. `aes` is built with `zeroize`, so it is wiped on drop.
+/// An AES-256-GCM key schedule, wiped on drop.
 pub struct Aead {
-    cipher: Aes256Gcm,
+    // Always initialized until `drop`, which overwrites the bytes; `MaybeUninit` makes
+    // leaving zeroed (invalid) bytes in the slot sound.
+    key: MaybeUninit<LessSafeKey>,
 }
 
 impl Aead {
     /// `key` must be exactly 32 bytes (callers derive it, so this is an internal invariant).
     pub fn new(key: &[u8]) -> Aead {
         assert_eq!(key.len(), KEY_LEN, "AES-256 key must be 32 bytes");
+        let unbound = UnboundKey::new(&AES_256_GCM, key).expect("length checked above");
         Aead {
-            cipher: Aes256Gcm::new_from_slice(key).expect("length checked above"),
+            key: MaybeUninit::new(LessSafeKey::new(unbound)),
         }
+    }
+
+    fn key(&self) -> &LessSafeKey {
+        // SAFETY: initialized in `new` and only overwritten in `drop`.
+        unsafe { self.key.assume_init_ref() }
     }
 
     /// Encrypt `buf` in place; returns the 16-byte tag.
@@ -32,14 +48,16 @@ impl Aead {
         buf: &mut [u8],
     ) -> [u8; TAG_LEN] {
         let tag = self
-            .cipher
-            .encrypt_in_place_detached(Nonce::from_slice(nonce), aad, buf)
+            .key()
+            .seal_in_place_separate_tag(Nonce::assume_unique_for_key(*nonce), Aad::from(aad), buf)
             .expect("AES-GCM encryption only fails above 64 GiB per message");
-        tag.into()
+        let mut out = [0u8; TAG_LEN];
+        out.copy_from_slice(tag.as_ref());
+        out
     }
 
-    /// Verify the tag and decrypt `buf` in place. On failure `buf` is left scrambled and
-    /// must be discarded; the error carries no detail.
+    /// Verify the tag and decrypt `buf` in place. On failure `buf` must be discarded; the
+    /// error carries no detail.
     pub fn open_in_place(
         &self,
         nonce: &[u8; NONCE_LEN],
@@ -47,12 +65,26 @@ impl Aead {
         buf: &mut [u8],
         tag: &[u8],
     ) -> Result<()> {
-        if tag.len() != TAG_LEN {
-            return Err(Error::Authentication);
-        }
-        self.cipher
-            .decrypt_in_place_detached(Nonce::from_slice(nonce), aad, buf, Tag::from_slice(tag))
+        let tag = Tag::try_from(tag).map_err(|_| Error::Authentication)?;
+        self.key()
+            .open_in_place_separate_tag(
+                Nonce::assume_unique_for_key(*nonce),
+                Aad::from(aad),
+                tag,
+                buf,
+                0..,
+            )
+            .map(|_| ())
             .map_err(|_| Error::Authentication)
+    }
+}
+
+impl Drop for Aead {
+    fn drop(&mut self) {
+        // SAFETY: `LessSafeKey` is a flat value (round keys and GHASH table inline, no heap,
+        // no destructor), which is what `zeroize_flat_type` requires; the slot is never
+        // read again, and `MaybeUninit` makes the zeroed contents acceptable.
+        unsafe { zeroize::zeroize_flat_type(self.key.as_mut_ptr()) }
     }
 }
 
