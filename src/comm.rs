@@ -237,13 +237,10 @@ impl Responder {
         Stats::add(&self.monitor.stats.bytes_sent, msg.len() as u64);
         Transport::reply(&self.query, msg)
     }
-}
 
-impl Responder {
     /// Tell the requester that the request could not be handled (it raises at once
     /// instead of waiting for its timeout). `why` must not contain secrets.
     pub fn reply_error(self, why: &str) -> Result<()> {
-        let why = why.to_owned();
         self.reply_with(Format::RemoteError, why.len(), |buf| {
             buf.extend_from_slice(why.as_bytes());
             Ok(())
