@@ -95,13 +95,17 @@ def test_guide_snippet_two_processes_default_config(tmp_path, psk):
         for me, other in (("node-1", "node-2"), ("node-2", "node-1"))
     ]
     try:
-        outputs = [p.communicate(timeout=60)[0] for p in procs]
+        results = [p.communicate(timeout=60) for p in procs]
     finally:
         for p in procs:
             if p.poll() is None:
                 p.kill()
-    assert "{'data': 'secret', 'from': 'node-2'}" in outputs[0]
-    assert "{'data': 'secret', 'from': 'node-1'}" in outputs[1]
+    report = "\n".join(
+        f"{name} exit {p.returncode}, stderr:\n{err[-3000:]}"
+        for name, p, (_, err) in zip(("node-1", "node-2"), procs, results, strict=True)
+    )
+    assert "{'data': 'secret', 'from': 'node-2'}" in results[0][0], report
+    assert "{'data': 'secret', 'from': 'node-1'}" in results[1][0], report
 
 
 @pytest.mark.parametrize("close", [True, False])
