@@ -43,8 +43,9 @@ const HALF: usize = KEY_LEN + NONCE_LEN;
 /// A fresh X25519 key pair for one exchange.
 ///
 /// Holds a `StaticSecret` (zeroized on drop) rather than an `EphemeralSecret` so that the
-/// RFC 7748 vectors run through this type; single use is enforced here instead: the
-/// secret is private, never exported, and `agree` consumes the pair.
+/// RFC 7748 vectors run through this type; single use is enforced by its owner: the
+/// secret is private and never exported, and the key-exchange state drops the pair as
+/// soon as its exchange completes or is abandoned.
 pub struct EphemeralKeyPair {
     secret: StaticSecret,
     public: [u8; PUBLIC_KEY_LEN],
@@ -73,32 +74,153 @@ impl EphemeralKeyPair {
         self.public
     }
 
-    /// X25519 with the peer's public key. Consumes the pair, so its secret is erased
-    /// whatever the outcome and cannot serve a second exchange.
+    /// X25519 with the peer's public key. An initiator may have to try several replies
+    /// (one honest, others forged), so this borrows; the caller drops the pair when the
+    /// exchange ends, which erases the secret.
     ///
     /// Refuses a low-order peer key (the result would be all zero and known to anyone,
     /// RFC 7748 §6.1) and our own public key (a reflected or mis-pasted key).
-    pub fn agree(self, peer_public: &[u8; PUBLIC_KEY_LEN]) -> Result<SharedSecret> {
+    pub fn agree(&self, peer_public: &[u8; PUBLIC_KEY_LEN]) -> Result<SharedSecret> {
         if *peer_public == self.public {
             return Err(Error::InvalidArgument(
                 "peer public key is our own public key; use the key the peer printed".into(),
             ));
         }
-        let shared = self.secret.diffie_hellman(&PublicKey::from(*peer_public));
-        if !shared.was_contributory() {
+        let mut ikm = Zeroizing::new(Vec::with_capacity(3 * PUBLIC_KEY_LEN));
+        dh_into(&self.secret, peer_public, &mut ikm)?;
+        Ok(SharedSecret(ikm))
+    }
+
+    /// X25519 authenticated by long-term identity keys, as Noise's KK pattern: the
+    /// ephemeral-ephemeral secret, then DH(e_lo, S_hi) and DH(s_lo, E_hi), where lo/hi
+    /// order the two sides as `derive_keys` does. Only the holders of both identity
+    /// secrets can compute all three, and a leaked identity secret alone neither opens
+    /// past traffic (the ephemerals are gone) nor lets anyone impersonate the *other*
+    /// side to its holder (key-compromise impersonation needs both static-ephemeral terms).
+    pub fn agree_with_identity(
+        &self,
+        peer_public: &[u8; PUBLIC_KEY_LEN],
+        mine: &IdentityKey,
+        peer_static: &[u8; PUBLIC_KEY_LEN],
+        i_am_first: bool,
+    ) -> Result<SharedSecret> {
+        if *peer_public == self.public || *peer_static == mine.public {
             return Err(Error::InvalidArgument(
-                "peer public key is a low-order point, which gives no secret; \
-                 the exchange is refused"
-                    .into(),
+                "peer public key is our own public key; use the key the peer printed".into(),
             ));
         }
-        Ok(SharedSecret(shared))
+        let mut ikm = Zeroizing::new(Vec::with_capacity(3 * PUBLIC_KEY_LEN));
+        dh_into(&self.secret, peer_public, &mut ikm)?;
+        let eph_static = |ikm: &mut Vec<u8>| dh_into(&self.secret, peer_static, ikm);
+        let static_eph = |ikm: &mut Vec<u8>| dh_into(&mine.secret, peer_public, ikm);
+        if i_am_first {
+            eph_static(&mut ikm)?;
+            static_eph(&mut ikm)?;
+        } else {
+            static_eph(&mut ikm)?;
+            eph_static(&mut ikm)?;
+        }
+        Ok(SharedSecret(ikm))
     }
 }
 
-/// The X25519 result of one exchange. Zeroized on drop; `Debug` never shows it. Its only
-/// use is `derive_session_keys`.
-pub struct SharedSecret(x25519_dalek::SharedSecret);
+/// Append X25519(secret, peer) to `out`, refusing a non-contributory (low-order) result.
+fn dh_into(secret: &StaticSecret, peer: &[u8; PUBLIC_KEY_LEN], out: &mut Vec<u8>) -> Result<()> {
+    let shared = secret.diffie_hellman(&PublicKey::from(*peer));
+    if !shared.was_contributory() {
+        return Err(Error::InvalidArgument(
+            "peer public key is a low-order point, which gives no secret; \
+             the exchange is refused"
+                .into(),
+        ));
+    }
+    out.extend_from_slice(shared.as_bytes());
+    Ok(())
+}
+
+/// A node's long-term X25519 identity key, for pinning peers by fingerprint
+/// (`trusted_peers`). Zeroized on drop; `Debug` shows only the fingerprint.
+#[derive(Clone)]
+pub struct IdentityKey {
+    secret: StaticSecret,
+    public: [u8; PUBLIC_KEY_LEN],
+}
+
+impl std::fmt::Debug for IdentityKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "IdentityKey(<redacted>, fingerprint={})",
+            self.fingerprint()
+        )
+    }
+}
+
+impl IdentityKey {
+    /// A new random identity key.
+    pub fn generate() -> IdentityKey {
+        IdentityKey::from_secret(StaticSecret::random_from_rng(OsRng))
+    }
+
+    /// Parse a secret identity key from 64 hex digits (surrounding whitespace tolerated).
+    /// The error never echoes the input.
+    pub fn from_hex(text: &str) -> Result<IdentityKey> {
+        let trimmed = text.trim();
+        let mut raw = Zeroizing::new([0u8; 32]);
+        if trimmed.len() != 64 || hex::decode_to_slice(trimmed, raw.as_mut_slice()).is_err() {
+            return Err(Error::Config(
+                "identity_key must be 64 hexadecimal characters (a secret X25519 key, e.g. \
+                 from evospikenet.zenoh_comm.generate_identity_key())"
+                    .into(),
+            ));
+        }
+        if raw.iter().all(|&b| b == 0) {
+            return Err(Error::Config("identity_key must not be all zeros".into()));
+        }
+        Ok(IdentityKey::from_secret(StaticSecret::from(*raw)))
+    }
+
+    fn from_secret(secret: StaticSecret) -> IdentityKey {
+        let public = PublicKey::from(&secret).to_bytes();
+        IdentityKey { secret, public }
+    }
+
+    /// The secret as hex, to store (the only way it ever leaves this type).
+    pub fn secret_hex(&self) -> Zeroizing<String> {
+        Zeroizing::new(hex::encode(self.secret.as_bytes()))
+    }
+
+    pub fn public_key(&self) -> [u8; PUBLIC_KEY_LEN] {
+        self.public
+    }
+
+    /// The fingerprint peers pin in `trusted_peers`.
+    pub fn fingerprint(&self) -> String {
+        fingerprint(&self.public)
+    }
+}
+
+/// Normalize a fingerprint typed by a person: 32 hex digits once spaces and ':' are
+/// removed; returned in the canonical `XXXX XXXX ...` form.
+pub fn normalize_fingerprint(text: &str) -> Result<String> {
+    let digits: String = text
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != ':')
+        .collect();
+    if digits.len() != 32 || !digits.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(Error::Config(format!(
+            "a fingerprint is 32 hexadecimal digits, e.g. \"6D74 AF22 A4C9 F6A8 C823 4BD9 A6E3 \
+             47FB\"; got {text:?}"
+        )));
+    }
+    let upper = digits.to_ascii_uppercase();
+    let groups: Vec<&str> = (0..8).map(|i| &upper[4 * i..4 * i + 4]).collect();
+    Ok(groups.join(" "))
+}
+
+/// The X25519 result(s) of one exchange. Zeroized on drop; `Debug` never shows it. Its
+/// only use is deriving session keys.
+pub struct SharedSecret(Zeroizing<Vec<u8>>);
 
 impl std::fmt::Debug for SharedSecret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -166,12 +288,39 @@ pub fn fingerprint(public_key: &[u8; PUBLIC_KEY_LEN]) -> String {
 }
 
 /// The two directions of one pairwise channel; each side's `tx` is the other's `rx`.
-#[derive(Debug)]
 pub struct SessionKeys {
     /// Seals what we send to the peer.
     pub tx: SessionKey,
     /// Opens what the peer sends to us.
     pub rx: SessionKey,
+    /// Authenticates the next exchange between the same two nodes (the salt of a rekey),
+    /// so a rekey needs no PSK or identity and is still bound to this channel.
+    pub chain: Zeroizing<[u8; 32]>,
+}
+
+impl std::fmt::Debug for SessionKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionKeys(<redacted>)")
+    }
+}
+
+/// What one exchange binds its keys to besides the DH results.
+pub struct Transcript<'a> {
+    pub my_id: &'a str,
+    pub my_pub: &'a [u8; PUBLIC_KEY_LEN],
+    pub peer_id: &'a str,
+    pub peer_pub: &'a [u8; PUBLIC_KEY_LEN],
+    /// Both identity public keys (mine, the peer's) when the exchange used them.
+    pub statics: Option<(&'a [u8; PUBLIC_KEY_LEN], &'a [u8; PUBLIC_KEY_LEN])>,
+}
+
+impl Transcript<'_> {
+    /// Whether this side sorts first (lo) in the schedule. On a tie (identical key and
+    /// id) both sides count as first, so neither's tx is the other's rx: a reflected
+    /// exchange cannot loop messages back.
+    pub fn i_am_first(&self) -> bool {
+        (self.my_pub, self.my_id.as_bytes()) <= (self.peer_pub, self.peer_id.as_bytes())
+    }
 }
 
 /// Derive the session keys of an exchange (schedule in the module header).
@@ -199,13 +348,31 @@ pub fn derive_session_keys(
     peer_pub: &[u8; PUBLIC_KEY_LEN],
     psk: Option<&Psk>,
 ) -> SessionKeys {
-    // On a tie (identical key and id) both sides count as first, so neither's tx is the
-    // other's rx: a reflected exchange cannot loop messages back.
-    let i_am_first = (my_pub, my_id.as_bytes()) <= (peer_pub, peer_id.as_bytes());
+    let transcript = Transcript {
+        my_id,
+        my_pub,
+        peer_id,
+        peer_pub,
+        statics: None,
+    };
+    let salt = psk.map(psk_salt);
+    derive_keys(shared, &transcript, salt.as_deref())
+}
+
+/// The general form of `derive_session_keys`: `salt` is the PSK salt, the previous
+/// exchange's chain key (a rekey), or none; identity keys, when used, are appended to
+/// `info` as `"static" || s_lo || s_hi`. The chain key is `okm[88..120]`; HKDF-Expand is
+/// prefix-consistent, so the first 88 bytes are the same as `derive_session_keys`'s.
+pub fn derive_keys(
+    shared: &SharedSecret,
+    t: &Transcript<'_>,
+    salt: Option<&[u8; 32]>,
+) -> SessionKeys {
+    let i_am_first = t.i_am_first();
     let (lo, hi) = if i_am_first {
-        ((my_id, my_pub), (peer_id, peer_pub))
+        ((t.my_id, t.my_pub), (t.peer_id, t.peer_pub))
     } else {
-        ((peer_id, peer_pub), (my_id, my_pub))
+        ((t.peer_id, t.peer_pub), (t.my_id, t.my_pub))
     };
     let mut info = LABEL_DH.to_vec();
     for id in [lo.0, hi.0] {
@@ -215,29 +382,42 @@ pub fn derive_session_keys(
     }
     info.extend_from_slice(lo.1);
     info.extend_from_slice(hi.1);
+    if let Some((mine, theirs)) = t.statics {
+        let (s_lo, s_hi) = if i_am_first {
+            (mine, theirs)
+        } else {
+            (theirs, mine)
+        };
+        info.extend_from_slice(b"static");
+        info.extend_from_slice(s_lo);
+        info.extend_from_slice(s_hi);
+    }
 
-    let salt = psk.map(psk_salt);
-    let hk = Hkdf::<Sha256>::new(salt.as_ref().map(|s| s.as_slice()), shared.0.as_bytes());
-    let mut okm = Zeroizing::new([0u8; 2 * HALF]);
+    let hk = Hkdf::<Sha256>::new(salt.map(|s| s.as_slice()), &shared.0);
+    let mut okm = Zeroizing::new([0u8; 2 * HALF + 32]);
     hk.expand(&info, okm.as_mut_slice())
-        .expect("88 bytes is a valid HKDF-SHA256 output length");
-    let (lo_to_hi, hi_to_lo) = okm.split_at(HALF);
+        .expect("120 bytes is a valid HKDF-SHA256 output length");
+    let (lo_to_hi, rest) = okm.split_at(HALF);
+    let (hi_to_lo, chain_bytes) = rest.split_at(HALF);
     let (tx, rx) = if i_am_first {
         (lo_to_hi, hi_to_lo)
     } else {
         (hi_to_lo, lo_to_hi)
     };
     let key = |half: &[u8]| SessionKey::from_key_and_iv(&half[..KEY_LEN], &half[KEY_LEN..]);
+    let mut chain = Zeroizing::new([0u8; 32]);
+    chain.copy_from_slice(chain_bytes);
     SessionKeys {
         tx: key(tx),
         rx: key(rx),
+        chain,
     }
 }
 
 /// The DH salt derived from the PSK: HKDF-SHA256(PSK, info = "evospikenet/v1/dh-psk").
 /// A separate derivation rather than the PSK itself keeps the DH schedule independent
 /// of every PSK-mode key.
-fn psk_salt(psk: &Psk) -> Zeroizing<[u8; 32]> {
+pub fn psk_salt(psk: &Psk) -> Zeroizing<[u8; 32]> {
     psk.derive_secret(PSK_SALT_LABEL)
 }
 
@@ -285,8 +465,8 @@ mod tests {
         let (a, b) = (pair(ALICE_PRIVATE), pair(BOB_PRIVATE));
         assert_eq!(a.public_key(), ALICE_PUBLIC);
         assert_eq!(b.public_key(), BOB_PUBLIC);
-        assert_eq!(a.agree(&BOB_PUBLIC).unwrap().0.to_bytes(), SHARED);
-        assert_eq!(b.agree(&ALICE_PUBLIC).unwrap().0.to_bytes(), SHARED);
+        assert_eq!(a.agree(&BOB_PUBLIC).unwrap().0[..], SHARED);
+        assert_eq!(b.agree(&ALICE_PUBLIC).unwrap().0[..], SHARED);
     }
 
     #[test]
@@ -434,6 +614,67 @@ mod tests {
     }
 
     #[test]
+    fn identity_exchange_matches_and_needs_both_identities() {
+        let (ia, ib, rogue) = (
+            IdentityKey::generate(),
+            IdentityKey::generate(),
+            IdentityKey::generate(),
+        );
+        let (ea, eb) = (EphemeralKeyPair::generate(), EphemeralKeyPair::generate());
+        let (pa, pb) = (ea.public_key(), eb.public_key());
+        let (sa, sb) = (ia.public_key(), ib.public_key());
+        let ta = Transcript {
+            my_id: "a",
+            my_pub: &pa,
+            peer_id: "b",
+            peer_pub: &pb,
+            statics: Some((&sa, &sb)),
+        };
+        let tb = Transcript {
+            my_id: "b",
+            my_pub: &pb,
+            peer_id: "a",
+            peer_pub: &pa,
+            statics: Some((&sb, &sa)),
+        };
+        let salt = [5u8; 32];
+        let ka = ea
+            .agree_with_identity(&pb, &ia, &sb, ta.i_am_first())
+            .unwrap();
+        let kb = eb
+            .agree_with_identity(&pa, &ib, &sa, tb.i_am_first())
+            .unwrap();
+        let at_a = derive_keys(&ka, &ta, Some(&salt));
+        let at_b = derive_keys(&kb, &tb, Some(&salt));
+        assert!(carries(&at_a.tx, &at_b.rx) && carries(&at_b.tx, &at_a.rx));
+        assert_eq!(*at_a.chain, *at_b.chain);
+        // Someone holding another identity key (claiming b's) derives other keys.
+        let kr = eb
+            .agree_with_identity(&pa, &rogue, &sa, tb.i_am_first())
+            .unwrap();
+        let at_r = derive_keys(&kr, &tb, Some(&salt));
+        assert!(!carries(&at_a.tx, &at_r.rx));
+        // Without identities, or with another salt (chain), the keys differ too.
+        let plain = derive_keys(&ea.agree(&pb).unwrap(), &ta, Some(&salt));
+        assert!(!carries(&plain.tx, &at_b.rx));
+        let other_salt = derive_keys(&ka, &ta, Some(&[6u8; 32]));
+        assert!(!carries(&other_salt.tx, &at_b.rx));
+        assert_ne!(*other_salt.chain, *at_a.chain);
+        assert!(format!("{ia:?}").contains(&ia.fingerprint()));
+        assert!(!format!("{ia:?}").contains(ia.secret_hex().as_str()));
+        let again = IdentityKey::from_hex(&ia.secret_hex()).unwrap();
+        assert_eq!(again.public_key(), sa);
+        for bad in ["", "00", &"0".repeat(64), &"g".repeat(64)] {
+            assert!(IdentityKey::from_hex(bad).is_err());
+        }
+        assert_eq!(
+            normalize_fingerprint("6d74af22:a4c9 f6a8 C8234BD9A6E347FB").unwrap(),
+            "6D74 AF22 A4C9 F6A8 C823 4BD9 A6E3 47FB"
+        );
+        assert!(normalize_fingerprint("6D74 AF22").is_err());
+    }
+
+    #[test]
     fn debug_is_redacted() {
         let pair = pair(ALICE_PRIVATE);
         let shown = format!("{pair:?}");
@@ -442,9 +683,6 @@ mod tests {
         let shared = pair.agree(&BOB_PUBLIC).unwrap();
         assert_eq!(format!("{shared:?}"), "SharedSecret(<redacted>)");
         let keys = derive_session_keys(&shared, "a", &ALICE_PUBLIC, "b", &BOB_PUBLIC, None);
-        assert_eq!(
-            format!("{keys:?}"),
-            "SessionKeys { tx: SessionKey(<redacted>), rx: SessionKey(<redacted>) }"
-        );
+        assert_eq!(format!("{keys:?}"), "SessionKeys(<redacted>)");
     }
 }

@@ -10,6 +10,7 @@ use std::time::Instant;
 use parking_lot::{Mutex, RwLock};
 
 use crate::crypto::envelope::{self, Header, Kind, Mode, SESSION_ID_LEN};
+use crate::crypto::group::{GroupKeys, GroupSecret};
 use crate::crypto::keys::{KeyId, Psk, SessionKey};
 use crate::crypto::replay::ReplayWindow;
 use crate::crypto::{now_ms, random_bytes};
@@ -42,17 +43,35 @@ impl Default for ReceiverPolicy {
     }
 }
 
-/// The pre-shared keys a node holds: the first seals, all of them open (so a rotation
-/// can keep the previous key valid for a while).
+/// One PSK of a `KeyRing` and when it may be used.
+#[derive(Debug)]
+struct RingEntry {
+    psk: Arc<Psk>,
+    /// New sessions seal with the newest key whose `seal_from_ms` has come.
+    seal_from_ms: u64,
+    /// Messages under this key are accepted until then (`u64::MAX`: no end).
+    accept_until_ms: u64,
+}
+
+/// The pre-shared keys a node holds: one seals, all of them open (so a rotation can keep
+/// the previous key valid for a while).
 #[derive(Default, Debug)]
 pub struct KeyRing {
-    psks: RwLock<Vec<Arc<Psk>>>,
+    psks: RwLock<Vec<RingEntry>>,
 }
 
 impl KeyRing {
     pub fn new(psk: Option<Psk>) -> KeyRing {
         KeyRing {
-            psks: RwLock::new(psk.into_iter().map(Arc::new).collect()),
+            psks: RwLock::new(
+                psk.into_iter()
+                    .map(|p| RingEntry {
+                        psk: Arc::new(p),
+                        seal_from_ms: 0,
+                        accept_until_ms: u64::MAX,
+                    })
+                    .collect(),
+            ),
         }
     }
 
@@ -62,11 +81,64 @@ impl KeyRing {
 
     /// The key new sessions seal with.
     pub fn sealing_key(&self) -> Option<Arc<Psk>> {
-        self.psks.read().first().cloned()
+        let now = now_ms();
+        self.psks
+            .read()
+            .iter()
+            .filter(|e| e.seal_from_ms <= now)
+            .max_by_key(|e| e.seal_from_ms)
+            .map(|e| e.psk.clone())
     }
 
-    fn by_id(&self, id: KeyId) -> Option<Arc<Psk>> {
-        self.psks.read().iter().find(|p| p.key_id() == id).cloned()
+    /// The key with identifier `id`, while it is accepted.
+    pub fn by_id(&self, id: KeyId) -> Option<Arc<Psk>> {
+        let now = now_ms();
+        self.psks
+            .read()
+            .iter()
+            .find(|e| e.psk.key_id() == id && e.accept_until_ms > now)
+            .map(|e| e.psk.clone())
+    }
+
+    /// Rotate to `new`: accepted at once, sealed with from `seal_after_ms` on; every older
+    /// key stays accepted until `grace_ms` after that, then is erased by `sweep`.
+    /// Rotating to a key already held only changes those times.
+    pub fn rotate(&self, new: Psk, seal_after_ms: u64, grace_ms: u64) {
+        let now = now_ms();
+        let seal_from = now.saturating_add(seal_after_ms);
+        let old_until = seal_from.saturating_add(grace_ms);
+        let mut psks = self.psks.write();
+        psks.retain(|e| e.psk.key_id() != new.key_id());
+        for e in psks.iter_mut() {
+            e.accept_until_ms = e.accept_until_ms.min(old_until);
+        }
+        psks.push(RingEntry {
+            psk: Arc::new(new),
+            seal_from_ms: seal_from,
+            accept_until_ms: u64::MAX,
+        });
+    }
+
+    /// Erase the keys whose acceptance period is over.
+    pub fn sweep(&self) {
+        let now = now_ms();
+        let mut psks = self.psks.write();
+        if psks.iter().any(|e| e.accept_until_ms <= now) {
+            psks.retain(|e| e.accept_until_ms > now);
+        }
+    }
+
+    /// Identifiers of the keys currently accepted, sealing key first.
+    pub fn key_ids(&self) -> Vec<KeyId> {
+        let sealing = self.sealing_key().map(|p| p.key_id());
+        let mut ids: Vec<KeyId> = sealing.into_iter().collect();
+        let now = now_ms();
+        for e in self.psks.read().iter() {
+            if e.accept_until_ms > now && Some(e.psk.key_id()) != sealing {
+                ids.push(e.psk.key_id());
+            }
+        }
+        ids
     }
 }
 
@@ -82,6 +154,19 @@ struct SendSession {
 }
 
 impl SendSession {
+    /// A DH-mode session sealing with the sender key `group`.
+    fn from_group(group: &GroupSecret) -> SendSession {
+        SendSession {
+            id: group.session_id,
+            start_ms: group.start_ms,
+            started: Instant::now(),
+            counter: AtomicU64::new(0),
+            mode: Mode::Dh,
+            key_id: KeyId::default(),
+            key: Some(group.session_key()),
+        }
+    }
+
     fn new(node_id: &str, keys: &KeyRing) -> SendSession {
         let mut id = [0u8; SESSION_ID_LEN];
         random_bytes(&mut id);
@@ -131,6 +216,17 @@ impl Sender {
         *self.current.write() = Arc::new(SendSession::new(&self.node_id, &self.keys));
     }
 
+    /// Seal from now on with the DH-mode sender key `group` (already handed to peers).
+    pub fn use_group_key(&self, group: &GroupSecret) {
+        *self.current.write() = Arc::new(SendSession::from_group(group));
+    }
+
+    /// The current session's mode, key id, id and message count.
+    pub fn current(&self) -> (Mode, KeyId, [u8; SESSION_ID_LEN], u64) {
+        let s = self.current.read();
+        (s.mode, s.key_id, s.id, s.counter.load(Ordering::Relaxed))
+    }
+
     /// Seal one message. `binding` is extra associated data (the request a reply answers).
     /// Returns the wire bytes and the header's (session id, counter), which identify it.
     pub fn seal(
@@ -152,7 +248,12 @@ impl Sender {
             }
             let mut current = self.current.write();
             if Arc::ptr_eq(&current, &session) {
-                *current = Arc::new(SendSession::new(&self.node_id, &self.keys));
+                *current = Arc::new(match session.mode {
+                    // Peers cannot read a sender key they were not given; the key manager
+                    // rekeys long before this (`rekey_after_messages`), so this is a backstop.
+                    Mode::Dh => SendSession::from_group(&GroupSecret::generate()),
+                    _ => SendSession::new(&self.node_id, &self.keys),
+                });
             }
         };
         let header = Header {
@@ -195,7 +296,9 @@ struct RecvSession {
     id: [u8; SESSION_ID_LEN],
     start_ms: u64,
     key_id: KeyId,
-    key: Arc<SessionKey>,
+    /// PSK-derived keys are cached here; DH-mode keys live only in `GroupKeys`, so
+    /// erasing them there erases them everywhere.
+    key: Option<Arc<SessionKey>>,
     window: ReplayWindow,
     retire_at_ms: Option<u64>,
 }
@@ -209,6 +312,7 @@ struct SenderHistory {
 /// Decides which messages one consumer (a subscription, a queryable) accepts.
 pub struct Receiver {
     keys: Arc<KeyRing>,
+    group: Option<Arc<GroupKeys>>,
     policy: ReceiverPolicy,
     senders: Mutex<HashMap<String, SenderHistory>>,
 }
@@ -217,6 +321,22 @@ impl Receiver {
     pub fn new(keys: Arc<KeyRing>, policy: ReceiverPolicy) -> Receiver {
         Receiver {
             keys,
+            group: None,
+            policy,
+            senders: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A receiver that also accepts DH-mode messages under the sender keys in `group`
+    /// once `group` is enabled (the node entered DH mode).
+    pub fn with_group(
+        keys: Arc<KeyRing>,
+        group: Arc<GroupKeys>,
+        policy: ReceiverPolicy,
+    ) -> Receiver {
+        Receiver {
+            keys,
+            group: Some(group),
             policy,
             senders: Mutex::new(HashMap::new()),
         }
@@ -232,28 +352,37 @@ impl Receiver {
         if header.kind != kind {
             return Err(Error::Authentication);
         }
-        let has_key = self.keys.has_key();
-        match (header.mode, has_key) {
+        let group = self.group.as_ref().filter(|g| g.is_enabled());
+        let has_key = self.keys.has_key() || group.is_some();
+        let (key, cache) = match (header.mode, has_key) {
             (Mode::Plain, false) => return plain(&header, msg, header_len),
             (Mode::Plain, true) => return Err(Error::Authentication),
             (_, false) => return Err(Error::NoKey),
-            (Mode::Dh, true) => return Err(Error::Authentication),
-            (Mode::Psk, true) => {}
-        }
-
-        let key = match self.cached_key(&header) {
-            Some(key) => key,
-            None => {
-                let psk = self
-                    .keys
-                    .by_id(header.key_id)
+            (Mode::Dh, true) => {
+                // No key: this sender has no session with us (or its epoch was erased).
+                let group = group.ok_or(Error::Authentication)?;
+                let key = group
+                    .lookup(header.sender, &header.session_id)
                     .ok_or(Error::Authentication)?;
-                Arc::new(psk.sender_key(&header.session_id, header.sender))
+                (key, false)
             }
+            (Mode::Psk, true) => match self.cached_key(&header) {
+                Some(key) => (key, true),
+                None => {
+                    let psk = self
+                        .keys
+                        .by_id(header.key_id)
+                        .ok_or(Error::Authentication)?;
+                    (
+                        Arc::new(psk.sender_key(&header.session_id, header.sender)),
+                        true,
+                    )
+                }
+            },
         };
         let mut plaintext = envelope::open(msg, header_len, header.counter, topic, binding, &key)?;
         // Authentic from here on: only now may the replay state change.
-        self.accept(&header, key)?;
+        self.accept(&header, cache.then_some(key))?;
         let (format, len) = envelope::split_format(&plaintext)?;
         plaintext.truncate(len);
         Ok(Opened {
@@ -274,10 +403,10 @@ impl Receiver {
             .sessions
             .iter()
             .find(|s| s.id == header.session_id && s.key_id == header.key_id)
-            .map(|s| s.key.clone())
+            .and_then(|s| s.key.clone())
     }
 
-    fn accept(&self, header: &Header<'_>, key: Arc<SessionKey>) -> Result<()> {
+    fn accept(&self, header: &Header<'_>, key: Option<Arc<SessionKey>>) -> Result<()> {
         let now = now_ms();
         let ts = header.timestamp_ms();
         if ts.saturating_add(self.policy.freshness_ms) < now
@@ -524,6 +653,60 @@ mod tests {
         assert_eq!(headers[0].0, headers[2].0);
         assert_ne!(headers[2].0, headers[3].0);
         assert_ne!(headers[3].0, headers[6].0);
+    }
+
+    #[test]
+    fn psk_rotation_accepts_both_keys_for_the_grace_period_only() {
+        let old = Psk::from_hex(PSK).unwrap();
+        let new = Psk::from_hex(&PSK.replace('8', "7")).unwrap();
+        let (old_id, new_id) = (old.key_id(), new.key_id());
+        let ring = KeyRing::new(Some(old));
+        ring.rotate(new.clone(), 50, 30);
+        // Accepted at once, sealed with only after `seal_after`.
+        assert_eq!(ring.sealing_key().unwrap().key_id(), old_id);
+        assert!(ring.by_id(new_id).is_some() && ring.by_id(old_id).is_some());
+        std::thread::sleep(std::time::Duration::from_millis(60));
+        assert_eq!(ring.sealing_key().unwrap().key_id(), new_id);
+        assert_eq!(ring.key_ids(), vec![new_id, old_id]);
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        ring.sweep();
+        assert!(ring.by_id(old_id).is_none());
+        assert_eq!(ring.key_ids(), vec![new_id]);
+        // Rotating to the key already held changes nothing else.
+        ring.rotate(new, 0, 0);
+        assert_eq!(ring.key_ids(), vec![new_id]);
+    }
+
+    #[test]
+    fn dh_mode_opens_only_announced_sender_keys_and_refuses_plaintext() {
+        let keys = ring(None);
+        let group = Arc::new(GroupKeys::new(5_000));
+        let rx = Receiver::with_group(keys.clone(), group.clone(), ReceiverPolicy::default());
+        let plain = seal(&Sender::new("p", keys.clone()), "t", b"clear");
+        assert!(rx.open(&plain, "t", b"", Kind::Publish).is_ok());
+        group.enable();
+        assert!(matches!(
+            rx.open(&plain, "t", b"", Kind::Publish),
+            Err(Error::Authentication)
+        ));
+        let tx = Sender::new("n", keys);
+        let secret = GroupSecret::generate();
+        tx.use_group_key(&secret);
+        let m = seal(&tx, "t", b"dh");
+        assert_eq!(Header::parse(&m).unwrap().0.mode, Mode::Dh);
+        // Not announced yet: no session with this sender.
+        assert!(matches!(
+            rx.open(&m, "t", b"", Kind::Publish),
+            Err(Error::Authentication)
+        ));
+        group.install("n", &secret);
+        assert_eq!(rx.open(&m, "t", b"", Kind::Publish).unwrap().payload, b"dh");
+        // Another node cannot claim the key announced for "n".
+        let impostor = Sender::new("x", ring(None));
+        impostor.use_group_key(&secret);
+        assert!(rx
+            .open(&seal(&impostor, "t", b"i"), "t", b"", Kind::Publish)
+            .is_err());
     }
 
     #[test]

@@ -1,0 +1,289 @@
+//! DH mode's one-to-many keys. Each node seals its publications with a random *sender
+//! key* of its own (one encryption per publish, whatever the number of subscribers) and
+//! hands it to every peer over the pairwise channel of an X25519 exchange. A rekey draws a
+//! new sender key; receivers erase a sender's older keys a grace period after the newer
+//! one is first used, so an erased epoch cannot be opened from the node's state.
+//!
+//! ```text
+//! announcement = session id [16] || session start ms u64be || AES key [32] || IV [12]
+//! ```
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use zeroize::Zeroizing;
+
+use crate::crypto::aead::{KEY_LEN, NONCE_LEN};
+use crate::crypto::envelope::SESSION_ID_LEN;
+use crate::crypto::keys::SessionKey;
+use crate::crypto::{now_ms, random_bytes};
+use crate::error::{Error, Result};
+
+/// Length of a sender-key announcement.
+pub const ANNOUNCEMENT_LEN: usize = SESSION_ID_LEN + 8 + KEY_LEN + NONCE_LEN;
+/// Keys remembered per sender: the current one and those still in their grace period.
+const KEYS_PER_SENDER: usize = 4;
+
+/// One epoch of a node's sender key. Zeroized on drop; `Debug` never shows the key.
+pub struct GroupSecret {
+    pub session_id: [u8; SESSION_ID_LEN],
+    pub start_ms: u64,
+    material: Zeroizing<[u8; KEY_LEN + NONCE_LEN]>,
+}
+
+impl std::fmt::Debug for GroupSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "GroupSecret(session={}, <redacted>)",
+            hex::encode(self.session_id)
+        )
+    }
+}
+
+impl GroupSecret {
+    /// A fresh random sender key with a fresh session id.
+    pub fn generate() -> GroupSecret {
+        let mut session_id = [0u8; SESSION_ID_LEN];
+        random_bytes(&mut session_id);
+        let mut material = Zeroizing::new([0u8; KEY_LEN + NONCE_LEN]);
+        random_bytes(material.as_mut_slice());
+        GroupSecret {
+            session_id,
+            start_ms: now_ms(),
+            material,
+        }
+    }
+
+    /// The AEAD key this epoch seals with.
+    pub fn session_key(&self) -> SessionKey {
+        SessionKey::from_key_and_iv(&self.material[..KEY_LEN], &self.material[KEY_LEN..])
+    }
+
+    /// The announcement to send (encrypted) to a peer.
+    pub fn announcement(&self) -> Zeroizing<Vec<u8>> {
+        let mut out = Zeroizing::new(Vec::with_capacity(ANNOUNCEMENT_LEN));
+        out.extend_from_slice(&self.session_id);
+        out.extend_from_slice(&self.start_ms.to_be_bytes());
+        out.extend_from_slice(self.material.as_slice());
+        out
+    }
+
+    /// Parse an announcement (already authenticated by the pairwise channel).
+    pub fn from_announcement(bytes: &[u8]) -> Result<GroupSecret> {
+        if bytes.len() != ANNOUNCEMENT_LEN {
+            return Err(Error::Authentication);
+        }
+        let mut session_id = [0u8; SESSION_ID_LEN];
+        session_id.copy_from_slice(&bytes[..SESSION_ID_LEN]);
+        let start_ms = u64::from_be_bytes(
+            bytes[SESSION_ID_LEN..SESSION_ID_LEN + 8]
+                .try_into()
+                .expect("8 bytes"),
+        );
+        let mut material = Zeroizing::new([0u8; KEY_LEN + NONCE_LEN]);
+        material.copy_from_slice(&bytes[SESSION_ID_LEN + 8..]);
+        Ok(GroupSecret {
+            session_id,
+            start_ms,
+            material,
+        })
+    }
+}
+
+struct Entry {
+    session_id: [u8; SESSION_ID_LEN],
+    start_ms: u64,
+    key: Arc<SessionKey>,
+    /// Set the first time a message under this key opens: the sender has switched to it.
+    used: AtomicBool,
+    /// When this key is erased (ms since the epoch); 0 while it has no end.
+    retire_at_ms: AtomicU64,
+}
+
+/// The sender keys this node received from its peers, by sender node id.
+#[derive(Default)]
+pub struct GroupKeys {
+    senders: RwLock<HashMap<String, Vec<Entry>>>,
+    grace_ms: AtomicU64,
+    /// Set when the node enters DH mode: from then on it refuses plaintext.
+    enabled: AtomicBool,
+}
+
+impl GroupKeys {
+    pub fn new(grace_ms: u64) -> GroupKeys {
+        GroupKeys {
+            senders: RwLock::new(HashMap::new()),
+            grace_ms: AtomicU64::new(grace_ms),
+            enabled: AtomicBool::new(false),
+        }
+    }
+
+    /// Enter DH mode (irreversible for this communicator).
+    pub fn enable(&self) {
+        self.enabled.store(true, Ordering::Release);
+    }
+
+    pub fn is_enabled(&self) -> bool {
+        self.enabled.load(Ordering::Acquire)
+    }
+
+    /// Remember `sender`'s key `secret`. Returns false if it was already known.
+    pub fn install(&self, sender: &str, secret: &GroupSecret) -> bool {
+        let mut senders = self.senders.write();
+        let entries = senders.entry(sender.to_owned()).or_default();
+        if entries.iter().any(|e| e.session_id == secret.session_id) {
+            return false;
+        }
+        if entries.len() >= KEYS_PER_SENDER {
+            let oldest = (0..entries.len())
+                .min_by_key(|&i| entries[i].start_ms)
+                .expect("not empty");
+            entries.swap_remove(oldest);
+        }
+        entries.push(Entry {
+            session_id: secret.session_id,
+            start_ms: secret.start_ms,
+            key: Arc::new(secret.session_key()),
+            used: AtomicBool::new(false),
+            retire_at_ms: AtomicU64::new(0),
+        });
+        true
+    }
+
+    /// The key of `sender`'s session `session_id`, unless unknown or erased. The first
+    /// lookup of a key starts the grace period of that sender's older keys.
+    pub fn lookup(
+        &self,
+        sender: &str,
+        session_id: &[u8; SESSION_ID_LEN],
+    ) -> Option<Arc<SessionKey>> {
+        let senders = self.senders.read();
+        let entries = senders.get(sender)?;
+        let entry = entries.iter().find(|e| &e.session_id == session_id)?;
+        let now = now_ms();
+        let retire = entry.retire_at_ms.load(Ordering::Relaxed);
+        if retire != 0 && retire <= now {
+            return None;
+        }
+        if !entry.used.swap(true, Ordering::Relaxed) {
+            let at = now + self.grace_ms.load(Ordering::Relaxed);
+            for older in entries.iter().filter(|e| e.start_ms < entry.start_ms) {
+                let _ = older.retire_at_ms.compare_exchange(
+                    0,
+                    at.max(1),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
+            }
+        }
+        Some(entry.key.clone())
+    }
+
+    /// Erase every key whose grace period is over.
+    pub fn sweep(&self) {
+        let now = now_ms();
+        let mut senders = self.senders.write();
+        for entries in senders.values_mut() {
+            entries.retain(|e| {
+                let t = e.retire_at_ms.load(Ordering::Relaxed);
+                t == 0 || t > now
+            });
+        }
+        senders.retain(|_, entries| !entries.is_empty());
+    }
+
+    /// Schedule every key of `sender` for erasure after the grace period (the peer left
+    /// or its channel was reset).
+    pub fn retire_sender(&self, sender: &str) {
+        let at = now_ms() + self.grace_ms.load(Ordering::Relaxed);
+        if let Some(entries) = self.senders.read().get(sender) {
+            for e in entries {
+                let _ = e.retire_at_ms.compare_exchange(
+                    0,
+                    at.max(1),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
+            }
+        }
+    }
+
+    /// Whether any unexpired key of `sender` is held.
+    pub fn has_sender(&self, sender: &str) -> bool {
+        let now = now_ms();
+        self.senders.read().get(sender).is_some_and(|entries| {
+            entries.iter().any(|e| {
+                let t = e.retire_at_ms.load(Ordering::Relaxed);
+                t == 0 || t > now
+            })
+        })
+    }
+
+    /// Session ids currently held for `sender` (for tests and diagnostics; not secret).
+    pub fn sessions_of(&self, sender: &str) -> Vec<[u8; SESSION_ID_LEN]> {
+        self.senders
+            .read()
+            .get(sender)
+            .map(|entries| entries.iter().map(|e| e.session_id).collect())
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn announcement_round_trip_carries_the_same_key() {
+        let g = GroupSecret::generate();
+        let parsed = GroupSecret::from_announcement(&g.announcement()).unwrap();
+        assert_eq!(parsed.session_id, g.session_id);
+        assert_eq!(parsed.start_ms, g.start_ms);
+        let mut buf = *b"spikes";
+        let tag = g.session_key().seal(7, b"aad", &mut buf);
+        parsed
+            .session_key()
+            .open(7, b"aad", &mut buf, &tag)
+            .unwrap();
+        assert_eq!(&buf, b"spikes");
+        assert!(GroupSecret::from_announcement(&g.announcement()[1..]).is_err());
+        assert!(!format!("{g:?}").contains(&hex::encode(&g.material[..8])));
+    }
+
+    #[test]
+    fn older_keys_are_erased_a_grace_period_after_the_newer_is_used() {
+        let table = GroupKeys::new(0);
+        let old = GroupSecret::generate();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let new = GroupSecret::generate();
+        assert!(table.install("n", &old));
+        assert!(!table.install("n", &old));
+        assert!(table.install("n", &new));
+        assert!(table.lookup("n", &old.session_id).is_some());
+        // Installing alone retires nothing: the sender may still seal with the old key.
+        table.sweep();
+        assert_eq!(table.sessions_of("n").len(), 2);
+        assert!(table.lookup("n", &new.session_id).is_some());
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        assert!(table.lookup("n", &old.session_id).is_none());
+        table.sweep();
+        assert_eq!(table.sessions_of("n"), vec![new.session_id]);
+        assert!(table.lookup("m", &new.session_id).is_none());
+    }
+
+    #[test]
+    fn retired_sender_keys_go_away() {
+        let table = GroupKeys::new(0);
+        let g = GroupSecret::generate();
+        table.install("n", &g);
+        assert!(table.has_sender("n"));
+        table.retire_sender("n");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        assert!(!table.has_sender("n"));
+        table.sweep();
+        assert!(table.sessions_of("n").is_empty());
+    }
+}
