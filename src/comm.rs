@@ -16,10 +16,16 @@ use zenoh::Wait;
 use crate::codec::Format;
 use crate::config::{validate_node_id, Config};
 use crate::crypto::envelope::Kind;
+use crate::crypto::group::GroupKeys;
+use crate::crypto::keys::Psk;
 use crate::crypto::now_ms;
 use crate::crypto::session::{KeyRing, Opened, Receiver, ReceiverPolicy, Sender};
 use crate::error::{Error, Result};
+use crate::key_exchange::KeyManager;
 use crate::transport::{QueryOutcome, Transport};
+
+/// User topics may not start with this: the key exchange lives there.
+pub const RESERVED_TOPIC_PREFIX: &str = "security/";
 
 /// Pause before re-sending a request that no service answered.
 const REQUEST_RETRY: Duration = Duration::from_millis(50);
@@ -39,6 +45,9 @@ pub struct Stats {
     pub decode_errors: AtomicU64,
     pub dropped_by_callback_error: AtomicU64,
     pub dropped_queue_full: AtomicU64,
+    pub key_exchanges: AtomicU64,
+    pub key_exchange_failures: AtomicU64,
+    pub rekeys: AtomicU64,
 }
 
 impl Stats {
@@ -58,6 +67,9 @@ impl Stats {
                 get(&self.dropped_by_callback_error),
             ),
             ("dropped_queue_full", get(&self.dropped_queue_full)),
+            ("key_exchanges", get(&self.key_exchanges)),
+            ("key_exchange_failures", get(&self.key_exchange_failures)),
+            ("rekeys", get(&self.rekeys)),
         ]
     }
 
@@ -70,6 +82,7 @@ impl Stats {
 /// `PERIOD_MS`; the next one logged says how many were suppressed.
 pub struct RateLimitedWarning {
     state: Mutex<(u64, u32, u64)>, // (window start ms, logged in window, suppressed)
+    level: log::Level,
 }
 
 impl RateLimitedWarning {
@@ -77,8 +90,14 @@ impl RateLimitedWarning {
     const PERIOD_MS: u64 = 10_000;
 
     pub fn new() -> Self {
+        Self::with_level(log::Level::Warn)
+    }
+
+    /// The same limit for records of another level.
+    pub fn with_level(level: log::Level) -> Self {
         RateLimitedWarning {
             state: Mutex::new((0, 0, 0)),
+            level,
         }
     }
 
@@ -98,9 +117,9 @@ impl RateLimitedWarning {
             std::mem::take(&mut s.2)
         };
         if suppressed > 0 {
-            log::warn!(target: LOG_TARGET, "{} ({suppressed} similar warnings suppressed)", message());
+            log::log!(target: LOG_TARGET, self.level, "{} ({suppressed} similar messages suppressed)", message());
         } else {
-            log::warn!(target: LOG_TARGET, "{}", message());
+            log::log!(target: LOG_TARGET, self.level, "{}", message());
         }
     }
 }
@@ -262,8 +281,10 @@ fn request_binding(sender: &str, session_id: &[u8], counter: u64) -> Vec<u8> {
 pub struct Communicator {
     node_id: String,
     prefix: String,
-    transport: Transport,
+    transport: Arc<Transport>,
     keys: Arc<KeyRing>,
+    group: Arc<GroupKeys>,
+    key_manager: Arc<KeyManager>,
     sender: Arc<Sender>,
     policy: ReceiverPolicy,
     replies: Receiver,
@@ -288,16 +309,34 @@ impl Communicator {
             );
         }
         let keys = Arc::new(KeyRing::new(config.psk.clone()));
-        let transport = Transport::open(config)?;
+        let group = Arc::new(GroupKeys::new(config.policy.session_grace_ms));
+        let transport = Arc::new(Transport::open(config)?);
+        let sender = Arc::new(Sender::new(node_id, keys.clone()));
+        let monitor = Arc::new(Monitor::default());
+        let key_manager = KeyManager::start(
+            node_id,
+            &config.namespace,
+            config.dh.clone(),
+            keys.clone(),
+            group.clone(),
+            sender.clone(),
+            monitor.clone(),
+            transport.clone(),
+        )
+        .inspect_err(|_| {
+            let _ = transport.close();
+        })?;
         Ok(Communicator {
             node_id: node_id.to_owned(),
             prefix: format!("{}/", config.namespace),
-            sender: Arc::new(Sender::new(node_id, keys.clone())),
-            replies: Receiver::new(keys.clone(), config.policy),
+            sender,
+            replies: Receiver::with_group(keys.clone(), group.clone(), config.policy),
             policy: config.policy,
             keys,
+            group,
+            key_manager,
             transport,
-            monitor: Arc::new(Monitor::default()),
+            monitor,
             subscriptions: Mutex::new(Vec::new()),
             services: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
@@ -308,8 +347,30 @@ impl Communicator {
         &self.node_id
     }
 
+    /// Whether traffic is encrypted: a PSK is configured or the node is in DH mode.
     pub fn is_encrypted(&self) -> bool {
-        self.keys.has_key()
+        self.keys.has_key() || self.group.is_enabled()
+    }
+
+    /// DH mode: exchanges, fingerprints, rekeying.
+    pub fn key_manager(&self) -> &KeyManager {
+        &self.key_manager
+    }
+
+    /// Rotate the PSK: `new` is accepted at once and sealed with after `seal_after`;
+    /// older keys stay accepted for `grace` after that. Nodes that all rotate within
+    /// `seal_after` of each other lose no message.
+    pub fn rotate_psk(&self, new: Psk, seal_after: Duration, grace: Duration) -> Result<()> {
+        self.check_open()?;
+        if !self.keys.has_key() {
+            return Err(Error::InvalidArgument(
+                "rotate_psk needs a communicator configured with a psk".into(),
+            ));
+        }
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        self.keys.rotate(new, ms(seal_after), ms(grace));
+        self.key_manager.notify();
+        Ok(())
     }
 
     pub fn stats(&self) -> &Stats {
@@ -349,6 +410,11 @@ impl Communicator {
         }
         if topic.contains(['$', '?', '#']) {
             return Err(bad("'$', '?' and '#' are not allowed"));
+        }
+        if topic.starts_with(RESERVED_TOPIC_PREFIX) {
+            return Err(bad(
+                "topics under 'security/' are reserved for the key exchange",
+            ));
         }
         let has_wild = topic.split('/').any(|c| c.contains('*'));
         if has_wild && !wildcards {
@@ -402,7 +468,7 @@ impl Communicator {
     ) -> Result<Arc<Subscription>> {
         self.check_open()?;
         let key = self.key_expr(topic, true)?;
-        let receiver = Receiver::new(self.keys.clone(), self.policy);
+        let receiver = Receiver::with_group(self.keys.clone(), self.group.clone(), self.policy);
         let monitor = self.monitor.clone();
         let prefix = self.prefix.clone();
         let subscriber = self.transport.subscribe(&key, move |sample| {
@@ -436,13 +502,16 @@ impl Communicator {
     ) -> Result<Arc<Service>> {
         self.check_open()?;
         let key = self.key_expr(topic, true)?;
-        let receiver = Receiver::new(self.keys.clone(), self.policy);
+        let receiver = Receiver::with_group(self.keys.clone(), self.group.clone(), self.policy);
         let monitor = self.monitor.clone();
         let sender = self.sender.clone();
         let prefix = self.prefix.clone();
         let queryable = self.transport.queryable(&key, move |query| {
             let key = query.key_expr().as_str().to_owned();
             let topic = key.strip_prefix(&prefix).unwrap_or(&key).to_owned();
+            if topic.starts_with(RESERVED_TOPIC_PREFIX) {
+                return; // a key exchange reaching a wildcard service: not for it
+            }
             let Some(payload) = query.payload() else {
                 monitor.rejected(&topic, &Error::Authentication);
                 return;
@@ -534,6 +603,7 @@ impl Communicator {
         if self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
+        self.key_manager.stop();
         let result = self.transport.close();
         // The session undeclared them; dropping the handles releases the callbacks.
         for s in self.subscriptions.lock().drain(..) {

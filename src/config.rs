@@ -6,6 +6,7 @@
 
 use std::str::FromStr;
 
+use crate::crypto::handshake::{normalize_fingerprint, IdentityKey};
 use crate::crypto::keys::Psk;
 use crate::crypto::session::ReceiverPolicy;
 use crate::error::{Error, Result};
@@ -50,6 +51,90 @@ impl FromStr for SessionMode {
     }
 }
 
+/// How DH-mode key exchanges start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyExchange {
+    /// Only when asked (`initiate_key_exchange` / `complete_key_exchange`).
+    Manual,
+    /// With every peer that appears, authenticated by the PSK and/or `trusted_peers`.
+    Auto,
+}
+
+impl KeyExchange {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyExchange::Manual => "manual",
+            KeyExchange::Auto => "auto",
+        }
+    }
+}
+
+impl FromStr for KeyExchange {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "manual" => Ok(KeyExchange::Manual),
+            "auto" => Ok(KeyExchange::Auto),
+            other => Err(Error::Config(format!(
+                "key_exchange must be \"manual\" or \"auto\"; got {other:?}"
+            ))),
+        }
+    }
+}
+
+/// DH-mode settings.
+#[derive(Clone, Debug)]
+pub struct DhConfig {
+    pub key_exchange: KeyExchange,
+    /// This node's long-term identity key (needed with `trusted_peers`).
+    pub identity: Option<IdentityKey>,
+    /// Peers allowed in automatic exchanges, by node id, with their identity key's
+    /// fingerprint (canonical form). Empty: any peer holding the PSK.
+    pub trusted_peers: Vec<(String, String)>,
+    /// Draw a new sender key (and a new exchange with every peer) after this many
+    /// messages or this long, whichever comes first.
+    pub rekey_after_messages: u64,
+    pub rekey_after_ms: u64,
+}
+
+/// WireGuard's REKEY_AFTER_TIME.
+pub const DEFAULT_REKEY_AFTER_MS: u64 = 120_000;
+/// Far below the 2^32 messages of a session, far above any realistic two minutes.
+/// (Written out as a literal in the Python signature, `src/py/config.rs`.)
+pub const DEFAULT_REKEY_AFTER_MESSAGES: u64 = 1 << 30;
+
+impl Default for DhConfig {
+    fn default() -> Self {
+        DhConfig {
+            key_exchange: KeyExchange::Manual,
+            identity: None,
+            trusted_peers: Vec::new(),
+            rekey_after_messages: DEFAULT_REKEY_AFTER_MESSAGES,
+            rekey_after_ms: DEFAULT_REKEY_AFTER_MS,
+        }
+    }
+}
+
+impl DhConfig {
+    /// Add a pinned peer; the fingerprint is normalized (spaces, ':' and case ignored).
+    pub fn trust(&mut self, peer: &str, fingerprint: &str) -> Result<()> {
+        validate_node_id(peer).map_err(|e| Error::Config(format!("trusted_peers: {e}")))?;
+        let fp = normalize_fingerprint(fingerprint)
+            .map_err(|e| Error::Config(format!("trusted_peers[{peer:?}]: {e}")))?;
+        self.trusted_peers.retain(|(p, _)| p != peer);
+        self.trusted_peers.push((peer.to_owned(), fp));
+        Ok(())
+    }
+
+    /// The pinned fingerprint of `peer`, if any.
+    pub fn trusted(&self, peer: &str) -> Option<&str> {
+        self.trusted_peers
+            .iter()
+            .find(|(p, _)| p == peer)
+            .map(|(_, f)| f.as_str())
+    }
+}
+
 /// Everything a communicator needs besides its node id.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -62,6 +147,7 @@ pub struct Config {
     pub policy: ReceiverPolicy,
     /// The node id `from_env` found in `NODE_ID`, used when none is passed explicitly.
     pub node_id: Option<String>,
+    pub dh: DhConfig,
 }
 
 impl Default for Config {
@@ -75,13 +161,15 @@ impl Default for Config {
             multicast_scouting: false,
             policy: ReceiverPolicy::default(),
             node_id: None,
+            dh: DhConfig::default(),
         }
     }
 }
 
 impl Config {
     /// Read `EVOSPIKENET_PSK`, `NODE_ID`, `EVOSPIKENET_CONNECT`, `EVOSPIKENET_LISTEN`
-    /// (comma-separated endpoint lists), `EVOSPIKENET_MODE` and `EVOSPIKENET_NAMESPACE`.
+    /// (comma-separated endpoint lists), `EVOSPIKENET_MODE`, `EVOSPIKENET_NAMESPACE` and
+    /// `EVOSPIKENET_KEY_EXCHANGE` (`manual` or `auto`).
     pub fn from_env() -> Result<Config> {
         Config::from_lookup(|name| std::env::var(name).ok())
     }
@@ -95,6 +183,9 @@ impl Config {
                 Psk::from_hex(&psk)
                     .map_err(|e| Error::Config(format!("EVOSPIKENET_PSK is invalid: {e}")))?,
             );
+        }
+        if let Some(kx) = nonempty("EVOSPIKENET_KEY_EXCHANGE") {
+            cfg.dh.key_exchange = kx.parse()?;
         }
         if let Some(mode) = nonempty("EVOSPIKENET_MODE") {
             cfg.mode = mode.parse()?;
@@ -120,6 +211,28 @@ impl Config {
             for ep in list {
                 validate_endpoint(field, ep)?;
             }
+        }
+        if self.dh.key_exchange == KeyExchange::Auto
+            && self.psk.is_none()
+            && self.dh.trusted_peers.is_empty()
+        {
+            return Err(Error::Config(
+                "key_exchange=\"auto\" needs a way to authenticate peers: a psk, or \
+                 trusted_peers with an identity_key (unauthenticated exchanges can be \
+                 intercepted by a man in the middle)"
+                    .into(),
+            ));
+        }
+        if !self.dh.trusted_peers.is_empty() && self.dh.identity.is_none() {
+            return Err(Error::Config(
+                "trusted_peers needs this node's own identity_key (peers pin its fingerprint)"
+                    .into(),
+            ));
+        }
+        if self.dh.rekey_after_messages == 0 || self.dh.rekey_after_ms == 0 {
+            return Err(Error::Config(
+                "rekey_after_messages and rekey_after_seconds must be positive".into(),
+            ));
         }
         if self.mode == SessionMode::Client && self.connect.is_empty() && !self.multicast_scouting {
             return Err(Error::Config(

@@ -9,6 +9,7 @@ pub mod config;
 pub mod crypto;
 pub mod error;
 pub mod kernels;
+pub mod key_exchange;
 pub mod transport;
 
 #[cfg(feature = "python")]

@@ -4,9 +4,10 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use parking_lot::RwLock;
+use zenoh::liveliness::LivelinessToken;
 use zenoh::pubsub::{Publisher, Subscriber};
 use zenoh::qos::CongestionControl;
-use zenoh::query::{Query, Queryable};
+use zenoh::query::{Query, QueryTarget, Queryable};
 use zenoh::sample::Sample;
 use zenoh::{Session, Wait};
 
@@ -115,6 +116,29 @@ impl Transport {
         key: &str,
         payload: Vec<u8>,
         timeout: Duration,
+        accept: impl FnMut(&str, &[u8]) -> Option<T>,
+    ) -> Result<QueryOutcome<T>> {
+        self.query_target(key, payload, timeout, QueryTarget::BestMatching, accept)
+    }
+
+    /// `query` delivered to every matching queryable, not only the best one: a forged
+    /// queryable on the same key cannot keep the query from the genuine one.
+    pub fn query_all<T>(
+        &self,
+        key: &str,
+        payload: Vec<u8>,
+        timeout: Duration,
+        accept: impl FnMut(&str, &[u8]) -> Option<T>,
+    ) -> Result<QueryOutcome<T>> {
+        self.query_target(key, payload, timeout, QueryTarget::All, accept)
+    }
+
+    fn query_target<T>(
+        &self,
+        key: &str,
+        payload: Vec<u8>,
+        timeout: Duration,
+        target: QueryTarget,
         mut accept: impl FnMut(&str, &[u8]) -> Option<T>,
     ) -> Result<QueryOutcome<T>> {
         let deadline = Instant::now() + timeout;
@@ -122,6 +146,7 @@ impl Transport {
             .session
             .get(key)
             .payload(payload)
+            .target(target)
             .timeout(timeout)
             .wait()?;
         let mut replied = false;
@@ -142,6 +167,34 @@ impl Transport {
                 Ok(None) | Err(_) => return Ok(QueryOutcome::NoReply),
             }
         }
+    }
+
+    /// Announce this node's presence on `key` until the token is dropped.
+    pub fn liveliness_token(&self, key: &str) -> Result<LivelinessToken> {
+        Ok(self
+            .session
+            .liveliness()
+            .declare_token(key.to_owned())
+            .wait()?)
+    }
+
+    /// Follow the liveliness tokens matching `key`: `callback(key, alive)` for each token
+    /// already declared and each one that appears or disappears later.
+    pub fn watch_liveliness(
+        &self,
+        key: &str,
+        callback: impl Fn(&str, bool) + Send + Sync + 'static,
+    ) -> Result<Subscriber<()>> {
+        Ok(self
+            .session
+            .liveliness()
+            .declare_subscriber(key.to_owned())
+            .history(true)
+            .callback(move |sample: Sample| {
+                let alive = sample.kind() == zenoh::sample::SampleKind::Put;
+                callback(sample.key_expr().as_str(), alive)
+            })
+            .wait()?)
     }
 
     /// Reply to a query with `payload` on the query's key expression.

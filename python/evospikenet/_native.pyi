@@ -32,7 +32,22 @@ class ZenohConfig:
             broadcasts on the real network.
         freshness_window: Seconds after which a message is too old to be accepted; also the
             bound on clock disagreement between nodes.
-        session_grace: Seconds a restarted sender's previous session stays accepted.
+        session_grace: Seconds a restarted sender's previous session stays accepted; also
+            how long a sender's previous DH-mode key stays usable after a rekey.
+        key_exchange: DH mode. ``"manual"`` (default): exchanges happen only through
+            :meth:`ZenohCommunicator.initiate_key_exchange` and
+            :meth:`~ZenohCommunicator.complete_key_exchange`. ``"auto"``: the node enters
+            DH mode at once and runs an authenticated X25519 exchange with every peer that
+            appears (over ``{namespace}/security/key_exchange/``), authenticated by the PSK
+            (mixed into the key derivation, as WireGuard's psk) and/or by ``trusted_peers``.
+        identity_key: This node's long-term secret X25519 key, 64 hex digits (see
+            :func:`generate_identity_key`); needed with ``trusted_peers``. Peers pin its
+            :attr:`identity_fingerprint`.
+        trusted_peers: ``{node_id: fingerprint}``: in ``"auto"`` mode only these peers, and
+            only with the identity key of that fingerprint, complete an exchange.
+        rekey_after_messages: In DH mode, draw a new sender key and run a new exchange with
+            every peer after this many messages ...
+        rekey_after_seconds: ... or this many seconds (default 120, as WireGuard).
 
     With neither ``connect`` nor ``listen`` (peer mode), nodes on one machine meet on the
     loopback rendezvous ``tcp/127.0.0.1:7447``: the first one started listens there, the
@@ -40,7 +55,9 @@ class ZenohConfig:
 
     Raises:
         ValueError: a malformed PSK (the message says what is expected and never shows the
-            value), an unknown mode, a malformed endpoint or namespace.
+            value), an unknown mode, a malformed endpoint or namespace, ``"auto"`` without a
+            PSK or ``trusted_peers``, ``trusted_peers`` without ``identity_key``, a malformed
+            fingerprint.
     """
 
     def __new__(
@@ -54,12 +71,18 @@ class ZenohConfig:
         multicast_scouting: bool = False,
         freshness_window: float = 60.0,
         session_grace: float = 5.0,
+        key_exchange: Literal["manual", "auto"] = "manual",
+        identity_key: str | None = None,
+        trusted_peers: dict[str, str] | None = None,
+        rekey_after_messages: int = 1073741824,
+        rekey_after_seconds: float = 120.0,
     ) -> Self: ...
     @classmethod
     def from_env(cls) -> ZenohConfig:
         """Build from ``EVOSPIKENET_PSK``, ``NODE_ID``, ``EVOSPIKENET_CONNECT`` and
-        ``EVOSPIKENET_LISTEN`` (comma-separated endpoints), ``EVOSPIKENET_MODE`` and
-        ``EVOSPIKENET_NAMESPACE``. Unset variables keep the defaults."""
+        ``EVOSPIKENET_LISTEN`` (comma-separated endpoints), ``EVOSPIKENET_MODE``,
+        ``EVOSPIKENET_NAMESPACE`` and ``EVOSPIKENET_KEY_EXCHANGE``. Unset variables keep the
+        defaults."""
     @property
     def mode(self) -> str: ...
     @property
@@ -85,6 +108,24 @@ class ZenohConfig:
     def multicast_scouting(self) -> bool: ...
     @property
     def freshness_window(self) -> float: ...
+    @property
+    def key_exchange(self) -> str: ...
+    @property
+    def identity_fingerprint(self) -> str | None:
+        """The fingerprint peers pin in ``trusted_peers`` (``None`` without identity_key)."""
+    @property
+    def trusted_peers(self) -> dict[str, str]:
+        """The pinned peers, fingerprints in canonical ``XXXX XXXX ...`` form."""
+    @property
+    def rekey_after_messages(self) -> int: ...
+    @property
+    def rekey_after_seconds(self) -> float: ...
+
+def generate_identity_key() -> str:
+    """A new random identity key (64 hex digits). Keep it secret, like a PSK."""
+
+def identity_fingerprint(identity_key: str) -> str:
+    """The fingerprint of ``identity_key``, for peers' ``trusted_peers``."""
 
 @final
 class Subscription:
@@ -250,10 +291,74 @@ class ZenohCommunicator:
         The reply is encrypted and bound to the request it answers. If the handler raises,
         the error is logged and the requester gets no reply (it times out).
         """
+    def initiate_key_exchange(self, peer_id: str) -> bytes:
+        """Start an X25519 exchange with ``peer_id``: returns our fresh 32-byte public key
+        to give to the peer (e.g. ``print(key.hex())``). Initiating again with the same
+        peer replaces the pending exchange.
+
+        Raises:
+            ValueError: a malformed peer id, or this node's own id. Logged as
+                ``ERROR Key exchange failed: <reason>``.
+        """
+    def complete_key_exchange(
+        self, peer_public_key: bytes | str, peer_id: str | None = None
+    ) -> None:
+        """Complete the pending exchange with the peer's public key: 32 bytes, or 64 hex
+        digits (spaces, ``:`` and line breaks are ignored). ``peer_id`` may be left out when
+        a single exchange is pending.
+
+        Session keys come from HKDF-SHA256 over the X25519 secret and both node ids and
+        public keys (and the PSK, if configured). From now on this node is in DH mode: it
+        seals with its own sender key, hands it to the peer over the new channel (sent
+        again until acknowledged), and accepts no plaintext. Compare
+        :meth:`fingerprint` and :meth:`peer_fingerprint` with the peer's screen to rule
+        out a man in the middle.
+
+        Raises:
+            ValueError: a malformed or unusable key (wrong length, not hex, a low-order
+                point, our own key), nothing pending (never initiated, or completed
+                already), several pending and no ``peer_id``. Logged as
+                ``ERROR Key exchange failed: <reason>``, never with key material.
+        """
+    def fingerprint(self, peer_id: str | None = None) -> str:
+        """The fingerprint of our public key in the exchange with ``peer_id`` (default:
+        our identity key if configured, else the latest exchange's key):
+        ``XXXX XXXX XXXX XXXX XXXX XXXX XXXX XXXX``, the first 128 bits of SHA-256 over a
+        label and the key. Both nodes print the same text for the same key."""
+    def peer_fingerprint(self, peer_id: str) -> str:
+        """The fingerprint of the key ``peer_id`` used in our latest exchange (its identity
+        key when identity keys authenticated the exchange)."""
+    def session_established(self, peer_id: str) -> bool:
+        """Whether traffic flows encrypted both ways with ``peer_id``: the exchange is
+        complete on our side, the peer acknowledged our sender key and we hold its."""
+    def wait_for_session(self, peer_id: str, timeout: float = 10.0) -> None:
+        """Block until :meth:`session_established`; ``TimeoutError`` naming the peer."""
+    def session_peers(self) -> list[str]:
+        """Peers with an established session, sorted."""
+    def rekey(self) -> list[str]:
+        """Draw a new sender key and run a new X25519 exchange with every peer (each
+        authenticated by the previous channel); switch to the new key once peers hold it.
+        The old keys are erased ``session_grace`` seconds after the new ones are in use.
+        Returns the peers that received the new key. Runs automatically after
+        ``rekey_after_seconds`` or ``rekey_after_messages``."""
+    def rotate_psk(
+        self, new_psk: str | bytes, grace_seconds: float = 30.0, *, seal_after: float = 0.0
+    ) -> None:
+        """Rotate the pre-shared key. ``new_psk`` is accepted at once and sealed with after
+        ``seal_after`` seconds; the previous key stays accepted ``grace_seconds`` after that,
+        then is erased. Messages carry the 4-byte key id, so receivers pick the right key.
+        Nodes that all call ``rotate_psk`` within ``seal_after`` seconds of each other lose
+        no message. In DH mode the PSK authenticates new exchanges; sessions already
+        established carry on.
+
+        Raises:
+            ValueError: a malformed PSK, or a communicator without a PSK.
+        """
     def stats(self) -> dict[str, int]:
         """Counters: ``published``, ``received``, ``bytes_sent``, ``bytes_received``,
         ``decrypt_failures``, ``replays_rejected``, ``decode_errors``,
-        ``dropped_by_callback_error``, ``dropped_queue_full``. Still readable after close."""
+        ``dropped_by_callback_error``, ``dropped_queue_full``, ``key_exchanges``,
+        ``key_exchange_failures``, ``rekeys``. Still readable after close."""
     def close(self) -> None:
         """Close the Zenoh session and stop the callback thread. Idempotent."""
     def __enter__(self) -> Self: ...

@@ -13,8 +13,10 @@ use pyo3::types::{PyDict, PyTuple};
 use crate::codec::Format;
 use crate::comm::{Communicator, Message, RateLimitedWarning, Service, Stats, Subscription};
 use crate::config::Config;
+use crate::crypto::handshake::{parse_public_key, parse_public_key_hex};
 use crate::crypto::random_bytes;
 use crate::py::codec;
+use crate::py::config::parse_psk;
 use crate::py::config::PyZenohConfig;
 use crate::py::dispatch::{CallbackTarget, Dispatcher, Job, ServeTarget};
 use crate::py::errors::IntoPyResult;
@@ -320,6 +322,91 @@ impl PyZenohCommunicator {
             service,
             target,
         })
+    }
+
+    /// Start an X25519 exchange with `peer_id`; returns our 32-byte public key.
+    fn initiate_key_exchange<'py>(
+        &self,
+        py: Python<'py>,
+        peer_id: &str,
+    ) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
+        let comm = self.comm()?;
+        let public = comm.key_manager().initiate(peer_id).py()?;
+        Ok(pyo3::types::PyBytes::new(py, &public))
+    }
+
+    /// Complete the pending exchange with the peer's public key (bytes or hex text).
+    #[pyo3(signature = (peer_public_key, peer_id = None))]
+    fn complete_key_exchange(
+        &self,
+        py: Python<'_>,
+        peer_public_key: &Bound<'_, PyAny>,
+        peer_id: Option<&str>,
+    ) -> PyResult<()> {
+        let comm = self.comm()?;
+        let km = comm.key_manager();
+        let parsed = if let Ok(text) = peer_public_key.extract::<String>() {
+            parse_public_key_hex(&text)
+        } else if let Ok(raw) = peer_public_key.extract::<Vec<u8>>() {
+            parse_public_key(&raw)
+        } else {
+            return Err(PyTypeError::new_err(
+                "peer_public_key must be bytes (32) or a hex string (64 digits)",
+            ));
+        };
+        let key = parsed.map_err(|e| km.fail(e.to_string())).py()?;
+        crate::py::detach(py, || km.complete(&key, peer_id)).py()?;
+        Ok(())
+    }
+
+    /// Fingerprint of our public key (for `peer_id`'s exchange, or the latest / identity).
+    #[pyo3(signature = (peer_id = None))]
+    fn fingerprint(&self, peer_id: Option<&str>) -> PyResult<String> {
+        self.comm()?.key_manager().fingerprint(peer_id).py()
+    }
+
+    /// Fingerprint of the public key `peer_id` used in our exchange.
+    fn peer_fingerprint(&self, peer_id: &str) -> PyResult<String> {
+        self.comm()?.key_manager().peer_fingerprint(peer_id).py()
+    }
+
+    /// Whether encrypted traffic flows both ways with `peer_id`.
+    fn session_established(&self, peer_id: &str) -> PyResult<bool> {
+        Ok(self.comm()?.key_manager().session_established(peer_id))
+    }
+
+    /// Block until `session_established(peer_id)`; `TimeoutError` naming it otherwise.
+    #[pyo3(signature = (peer_id, timeout = 10.0))]
+    fn wait_for_session(&self, py: Python<'_>, peer_id: &str, timeout: f64) -> PyResult<()> {
+        let t = timeout_arg("timeout", Some(timeout))?.unwrap_or(Duration::ZERO);
+        let comm = self.comm()?;
+        crate::py::detach(py, || comm.key_manager().wait_established(peer_id, t)).py()
+    }
+
+    /// Peers with an established DH session.
+    fn session_peers(&self) -> PyResult<Vec<String>> {
+        Ok(self.comm()?.key_manager().established_peers())
+    }
+
+    /// New sender key and new exchanges with every peer; returns the peers rekeyed.
+    fn rekey(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+        let comm = self.comm()?;
+        crate::py::detach(py, || comm.key_manager().rekey()).py()
+    }
+
+    /// Switch to a new PSK; the old one stays valid for `grace_seconds` after the switch.
+    #[pyo3(signature = (new_psk, grace_seconds = 30.0, *, seal_after = 0.0))]
+    fn rotate_psk(
+        &self,
+        new_psk: &Bound<'_, PyAny>,
+        grace_seconds: f64,
+        seal_after: f64,
+    ) -> PyResult<()> {
+        let psk = parse_psk(Some(new_psk))?
+            .ok_or_else(|| PyValueError::new_err("new_psk must not be None"))?;
+        let grace = timeout_arg("grace_seconds", Some(grace_seconds))?.unwrap_or(Duration::ZERO);
+        let after = timeout_arg("seal_after", Some(seal_after))?.unwrap_or(Duration::ZERO);
+        self.comm()?.rotate_psk(psk, after, grace).py()
     }
 
     /// Counters since the communicator was opened.

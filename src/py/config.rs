@@ -3,7 +3,8 @@
 use pyo3::prelude::*;
 use pyo3::types::PyType;
 
-use crate::config::{Config, SessionMode};
+use crate::config::{Config, KeyExchange, SessionMode};
+use crate::crypto::handshake::IdentityKey;
 use crate::crypto::keys::Psk;
 use crate::py::errors::IntoPyResult;
 
@@ -14,7 +15,7 @@ pub struct PyZenohConfig {
     pub inner: Config,
 }
 
-fn parse_psk(psk: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Psk>> {
+pub fn parse_psk(psk: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Psk>> {
     let Some(obj) = psk else { return Ok(None) };
     if obj.is_none() {
         return Ok(None);
@@ -52,7 +53,10 @@ impl PyZenohConfig {
     #[new]
     #[pyo3(signature = (
         mode = "peer", connect = None, listen = None, namespace = "evospikenet", psk = None,
-        *, multicast_scouting = false, freshness_window = 60.0, session_grace = 5.0
+        *, multicast_scouting = false, freshness_window = 60.0, session_grace = 5.0,
+        key_exchange = "manual", identity_key = None, trusted_peers = None,
+        rekey_after_messages = 1073741824, // config::DEFAULT_REKEY_AFTER_MESSAGES
+        rekey_after_seconds = 120.0
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -64,6 +68,11 @@ impl PyZenohConfig {
         multicast_scouting: bool,
         freshness_window: f64,
         session_grace: f64,
+        key_exchange: &str,
+        identity_key: Option<&str>,
+        trusted_peers: Option<std::collections::BTreeMap<String, String>>,
+        rekey_after_messages: u64,
+        rekey_after_seconds: f64,
     ) -> PyResult<Self> {
         let mut inner = Config {
             mode: mode.parse::<SessionMode>().py()?,
@@ -76,6 +85,15 @@ impl PyZenohConfig {
         };
         inner.policy.freshness_ms = seconds_to_ms("freshness_window", freshness_window)?;
         inner.policy.session_grace_ms = seconds_to_ms("session_grace", session_grace)?;
+        inner.dh.key_exchange = key_exchange.parse::<KeyExchange>().py()?;
+        if let Some(k) = identity_key {
+            inner.dh.identity = Some(IdentityKey::from_hex(k).py()?);
+        }
+        for (peer, fp) in trusted_peers.unwrap_or_default() {
+            inner.dh.trust(&peer, &fp).py()?;
+        }
+        inner.dh.rekey_after_messages = rekey_after_messages;
+        inner.dh.rekey_after_ms = seconds_to_ms("rekey_after_seconds", rekey_after_seconds)?;
         inner.validate().py()?;
         Ok(PyZenohConfig { inner })
     }
@@ -152,11 +170,37 @@ impl PyZenohConfig {
         self.inner.policy.freshness_ms as f64 / 1000.0
     }
 
+    #[getter]
+    fn key_exchange(&self) -> &'static str {
+        self.inner.dh.key_exchange.as_str()
+    }
+
+    /// The fingerprint peers pin for this node (`None` without an identity_key).
+    #[getter]
+    fn identity_fingerprint(&self) -> Option<String> {
+        self.inner.dh.identity.as_ref().map(|i| i.fingerprint())
+    }
+
+    #[getter]
+    fn trusted_peers(&self) -> std::collections::BTreeMap<String, String> {
+        self.inner.dh.trusted_peers.iter().cloned().collect()
+    }
+
+    #[getter]
+    fn rekey_after_messages(&self) -> u64 {
+        self.inner.dh.rekey_after_messages
+    }
+
+    #[getter]
+    fn rekey_after_seconds(&self) -> f64 {
+        self.inner.dh.rekey_after_ms as f64 / 1000.0
+    }
+
     fn __repr__(&self) -> String {
         let c = &self.inner;
         format!(
             "ZenohConfig(mode={:?}, connect={:?}, listen={:?}, namespace={:?}, psk={}, \
-             multicast_scouting={})",
+             multicast_scouting={}, key_exchange={:?})",
             c.mode.as_str(),
             c.connect,
             c.listen,
@@ -171,6 +215,7 @@ impl PyZenohConfig {
             } else {
                 "False"
             },
+            c.dh.key_exchange.as_str(),
         )
     }
 }
@@ -184,6 +229,21 @@ fn seconds_to_ms(name: &str, s: f64) -> PyResult<u64> {
     Ok((s * 1000.0).round() as u64)
 }
 
+/// A new random identity key as 64 hex digits: keep it secret, give peers its
+/// fingerprint (`identity_fingerprint`).
+#[pyfunction]
+fn generate_identity_key() -> String {
+    IdentityKey::generate().secret_hex().to_string()
+}
+
+/// The fingerprint of the identity key `identity_key` (hex), to pin in trusted_peers.
+#[pyfunction]
+fn identity_fingerprint(identity_key: &str) -> PyResult<String> {
+    Ok(IdentityKey::from_hex(identity_key).py()?.fingerprint())
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_class::<PyZenohConfig>()
+    m.add_class::<PyZenohConfig>()?;
+    m.add_function(wrap_pyfunction!(generate_identity_key, m)?)?;
+    m.add_function(wrap_pyfunction!(identity_fingerprint, m)?)
 }
