@@ -3,6 +3,8 @@
 Two processes on loopback (the parent publishes, a spawned child receives), for each of:
 
 - ``evospikenet``            this module with a PSK (AES-256-GCM)
+- ``evospikenet-dh``         this module in DH mode (automatic X25519 exchange authenticated
+                             by the PSK; traffic under per-sender keys)
 - ``evospikenet-plain``      this module without a PSK
 - ``python-guide``           eclipse-zenoh + ``cryptography`` AESGCM (random nonce) + JSON +
                              the guide's base64 envelope {"format": "secure", "nonce",
@@ -35,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-IMPLS = ["evospikenet", "evospikenet-plain", "python-guide", "python-plain"]
+IMPLS = ["evospikenet", "evospikenet-dh", "evospikenet-plain", "python-guide", "python-plain"]
 SMALL = {"node_id": "pfc-0", "step": 0, "spikes": list(range(0, 320, 10))}
 
 
@@ -45,14 +47,17 @@ SMALL = {"node_id": "pfc-0", "step": 0, "spikes": list(range(0, 320, 10))}
 class Ours:
     """This module."""
 
-    def __init__(self, psk: str | None, locator: str | None):
+    def __init__(self, psk: str | None, locator: str | None, dh: bool = False):
         from evospikenet.zenoh_comm import ZenohCommunicator, ZenohConfig
 
+        kx = "auto" if dh else "manual"
         if locator is None:
-            cfg = ZenohConfig(listen=["tcp/127.0.0.1:0"], psk=psk)
+            cfg = ZenohConfig(listen=["tcp/127.0.0.1:0"], psk=psk, key_exchange=kx)
         else:
-            cfg = ZenohConfig(connect=[locator], psk=psk)
+            cfg = ZenohConfig(connect=[locator], psk=psk, key_exchange=kx)
         self.comm = ZenohCommunicator("bench-parent" if locator is None else "bench-child", cfg)
+        if dh and locator is not None:
+            self.comm.wait_for_session("bench-parent", timeout=30)
 
     @property
     def locator(self) -> str:
@@ -157,7 +162,9 @@ class PythonStack:
 
 def make(impl: str, psk: str, locator: str | None):
     """The endpoint of `impl`; `psk` is used by the encrypted implementations only."""
-    encrypted = impl in ("evospikenet", "python-guide")
+    encrypted = impl in ("evospikenet", "evospikenet-dh", "python-guide")
+    if impl == "evospikenet-dh":
+        return Ours(psk, locator, dh=True)
     cls = Ours if impl.startswith("evospikenet") else PythonStack
     return cls(psk if encrypted else None, locator)
 
@@ -267,6 +274,8 @@ def run_impl(impl: str, args, progress) -> dict:
         if not parent_conn.poll(60):
             raise RuntimeError(f"{impl}: receiver did not start")
         assert parent_conn.recv()[0] == "ready"
+        if impl == "evospikenet-dh":
+            ep.comm.wait_for_session("bench-child", timeout=30)
         big = np.random.default_rng(0).standard_normal(1 << 17)  # 1 MiB of float64
         out: dict = {"small_msgs_per_s": [], "array_MiB_per_s": [], "rtt_us": []}
         for rep in range(args.reps):
@@ -321,6 +330,8 @@ def main() -> int:
     ours, plain, guide = "evospikenet", "evospikenet-plain", "python-guide"
     small, big = "small_msgs_per_s", "array_MiB_per_s"
     summary = {
+        "small: DH mode vs PSK mode (target >= 0.90)": ratio("evospikenet-dh", ours, small),
+        "1 MiB: DH mode vs PSK mode (target >= 0.90)": ratio("evospikenet-dh", ours, big),
         "small: encrypted vs python-guide (target >= 5x)": ratio(ours, guide, small),
         "small: encrypted vs own plaintext (target >= 0.90)": ratio(ours, plain, small),
         "1 MiB: encrypted vs own plaintext (target >= 0.80)": ratio(ours, plain, big),

@@ -59,6 +59,11 @@ const HANDSHAKE_RETRY_MAX: Duration = Duration::from_secs(5);
 const SECOND_INITIATOR_DELAY: Duration = Duration::from_secs(1);
 /// Attempts per peer within one rekey when the peer is busy or does not answer.
 const REKEY_ATTEMPTS: u32 = 20;
+/// Peers without an established channel (exchanges in progress) and peers seen through
+/// liveliness are bounded, so a flood of forged node ids cannot grow memory without end.
+const MAX_UNCONFIRMED_PEERS: usize = 256;
+const MAX_LIVE_PEERS: usize = 4096;
+const TENTATIVE_TTL: Duration = Duration::from_secs(10);
 
 /// One direction pair of keys with a peer, from one exchange.
 struct Channel {
@@ -102,8 +107,10 @@ impl Channel {
 #[derive(Default)]
 struct Peer {
     channel: Option<Channel>,
-    /// Responder side: keys of an exchange the initiator has not yet confirmed.
+    /// Responder side: keys of an exchange the initiator has not yet confirmed, and since
+    /// when (unconfirmed exchanges are forgotten after `TENTATIVE_TTL`).
     tentative: Option<Channel>,
+    tentative_since: Option<Instant>,
     next_key_send: Option<Instant>,
     backoff: Duration,
 }
@@ -793,6 +800,11 @@ impl KeyManager {
         if st.initiating.contains(peer) && self.node_id.as_str() < peer {
             return self.refuse(c, Refusal::Busy);
         }
+        if !st.peers.contains_key(peer)
+            && st.peers.values().filter(|p| p.channel.is_none()).count() >= MAX_UNCONFIRMED_PEERS
+        {
+            return self.refuse(c, Refusal::Busy);
+        }
         let salt: Option<Zeroizing<[u8; 32]>> = if flags & FLAG_CHAIN != 0 {
             match st.peers.get(peer).and_then(|p| p.channel.as_ref()) {
                 Some(ch) => Some(ch.chain.clone()),
@@ -895,7 +907,9 @@ impl KeyManager {
         channel.acked = Some(own.session_id);
         st.my_public.insert(peer.to_owned(), my_public);
         st.last_public = Some(my_public);
-        st.peers.entry(peer.to_owned()).or_default().tentative = Some(channel);
+        let entry = st.peers.entry(peer.to_owned()).or_default();
+        entry.tentative = Some(channel);
+        entry.tentative_since = Some(Instant::now());
         msg
     }
 
@@ -964,6 +978,9 @@ impl KeyManager {
             return;
         }
         let mut st = self.state.lock();
+        if alive && !st.live.contains_key(peer) && st.live.len() >= MAX_LIVE_PEERS {
+            return;
+        }
         if alive {
             let delay = if self.node_id.as_str() < peer {
                 Duration::ZERO
@@ -997,6 +1014,16 @@ impl KeyManager {
         let now = Instant::now();
         let (own, rekey_due, key_sends, handshakes) = {
             let mut st = self.state.lock();
+            for p in st.peers.values_mut() {
+                if p.tentative_since
+                    .is_some_and(|t| t.elapsed() > TENTATIVE_TTL)
+                {
+                    p.tentative = None;
+                    p.tentative_since = None;
+                }
+            }
+            st.peers
+                .retain(|_, p| p.channel.is_some() || p.tentative.is_some());
             let sealing = self.keys.sealing_key().map(|p| p.key_id());
             if sealing != st.sealing_key {
                 st.sealing_key = sealing;

@@ -114,7 +114,12 @@ def test_guide_dh_snippet_between_two_processes(tmp_path):
 
 
 def test_three_nodes_pairwise_and_only_session_peers_read(mesh):
-    n1, n2, n3 = (mesh.node(f"node-{i}") for i in (1, 2, 3))
+    n1, n2 = mesh.node("node-1"), mesh.node("node-2")
+    # node-3 links to both directly (peers do not forward each other's traffic).
+    cfg = ZenohConfig(connect=[n1.locators[0], n2.locators[0]], listen=[LOOPBACK_ANY_PORT])
+    n3 = ZenohCommunicator("node-3", cfg)
+    mesh.nodes.append(n3)
+    wait_until(lambda: n3.connected_peers() >= 2, what="node-3 to link to both")
     manual_pair(n1, n2)
     manual_pair(n1, n3)
     assert n1.session_peers() == ["node-2", "node-3"]
@@ -472,11 +477,14 @@ def test_psk_mode_rotation_loses_nothing(mesh, psk):
     assert sorted(x for x in seen if x != -1) == list(range(2000))
     assert b.stats()["decrypt_failures"] == 0
     time.sleep(2.5)
-    # The old key is gone: a node still on it is locked out.
+    # The old key is gone: a node still on it is locked out (node-3 links to node-1).
+    late: list[int] = []
+    a.subscribe("r", lambda d: late.append(d))
     old = mesh.node("node-3", psk=psk)
     wait_until(
-        lambda: (old.publish("r", 99999), b.stats()["decrypt_failures"] > 0)[1],
+        lambda: (old.publish("r", 99999), a.stats()["decrypt_failures"] > 0)[1],
         what="the old key to be refused",
     )
+    assert 99999 not in late
     with pytest.raises(ValueError, match="psk"):
         mesh.node("node-4").rotate_psk(new)
