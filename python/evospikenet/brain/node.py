@@ -1,0 +1,274 @@
+"""Run some regions of a :class:`~evospikenet.brain.Network` on this node and exchange
+spikes with the nodes that run the others, over an (encrypted) ``ZenohCommunicator``.
+
+Each step, for every pair (local source region, remote target region) joined by a
+projection, one message carries the step number and the sorted spike indices (numpy
+uint32 ``[step, i0, i1, ...]``) on ``spikes/{source}/{target}``. Synchronization is
+conservative, as NEST does it: step ``t`` of a region is computed only once every input
+it depends on (remote spikes of step ``t - delay``) has arrived, so a node waits for a
+late or slow peer instead of skipping a step; a peer that never delivers raises
+:class:`TimeoutError` naming the region and the node.
+
+Before step 0 all nodes meet at a start barrier (each serves ``brain/ready/{node_id}``
+once its subscriptions exist and asks every peer's), so nothing published at step 0 is
+sent before its receivers listen.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from evospikenet.brain.network import _EMPTY, Network, Raster, RegionState, Spikes
+from evospikenet.zenoh_comm import ZenohCommunicator
+
+log = logging.getLogger("evospikenet.brain")
+
+
+def assign_regions(network: Network, node_ids: Sequence[str]) -> dict[str, str]:
+    """Deterministic region -> node assignment: regions in declaration order, nodes in
+    sorted order, round robin. Every node computes the same map from the same ids."""
+    nodes = sorted(set(node_ids))
+    if not nodes:
+        raise ValueError("at least one node id is needed")
+    return {r: nodes[i % len(nodes)] for i, r in enumerate(network.region_names)}
+
+
+@dataclass
+class RunMetrics:
+    """What a node did, for the progress line and the summary."""
+
+    steps: int = 0
+    spikes: int = 0
+    messages_sent: int = 0
+    messages_received: int = 0
+    duplicates: int = 0
+    wait_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    per_region_spikes: dict[str, int] = field(default_factory=dict)
+
+
+class _Inbox:
+    """Received spikes by (source, target, step); wakes the simulation loop."""
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.data: dict[tuple[str, str], dict[int, Spikes]] = {}
+        self.received = 0
+        self.duplicates = 0
+        self.malformed = 0
+
+    def put(self, source: str, target: str, payload) -> None:
+        if not isinstance(payload, np.ndarray) or payload.dtype != np.uint32 or payload.ndim != 1:
+            self.malformed += 1
+            return
+        if len(payload) == 0:
+            self.malformed += 1
+            return
+        step = int(payload[0])
+        with self.cond:
+            box = self.data.setdefault((source, target), {})
+            if step in box:
+                self.duplicates += 1
+                return
+            box[step] = payload[1:]
+            self.received += 1
+            self.cond.notify_all()
+
+    def take(self, source: str, target: str, step: int, deadline: float) -> Spikes | None:
+        with self.cond:
+            while True:
+                box = self.data.get((source, target))
+                if box is not None and step in box:
+                    return box[step]
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self.cond.wait(left)
+
+    def forget_before(self, step: int) -> None:
+        with self.cond:
+            for box in self.data.values():
+                for s in [s for s in box if s < step]:
+                    del box[s]
+
+
+class BrainNode:
+    """The regions of ``network`` that ``assignment`` gives to ``comm.node_id``.
+
+    Args:
+        network: The whole network (every node must use the same one and the same seed).
+        comm: This node's communicator (PSK or DH mode; sessions already set up).
+        assignment: region -> node id for every region (see :func:`assign_regions`).
+        timeout: Seconds to wait for a peer's spikes (and at the start barrier) before
+            raising :class:`TimeoutError`.
+    """
+
+    def __init__(
+        self,
+        network: Network,
+        comm: ZenohCommunicator,
+        assignment: Mapping[str, str],
+        *,
+        timeout: float = 30.0,
+    ) -> None:
+        missing = set(network.region_names) - set(assignment)
+        if missing:
+            raise ValueError(f"regions without a node: {sorted(missing)}")
+        self.network = network
+        self.comm = comm
+        self.node_id = comm.node_id
+        self.assignment = dict(assignment)
+        self.timeout = timeout
+        self.local = [r for r in network.region_names if assignment[r] == self.node_id]
+        if not self.local:
+            raise ValueError(f"node {self.node_id!r} runs no region of this network")
+        self.peers = sorted({n for n in assignment.values() if n != self.node_id})
+        # (source, target) pairs crossing the node boundary, in a fixed order.
+        self.outgoing = sorted(
+            {
+                (p.source, p.target)
+                for p in network.projections
+                if assignment[p.source] == self.node_id and assignment[p.target] != self.node_id
+            }
+        )
+        self.incoming_pairs = sorted(
+            {
+                (p.source, p.target)
+                for p in network.projections
+                if assignment[p.target] == self.node_id and assignment[p.source] != self.node_id
+            }
+        )
+        self._inbox = _Inbox()
+        self._handles = []
+        for src, tgt in self.incoming_pairs:
+            self._handles.append(
+                comm.subscribe(
+                    f"spikes/{src}/{tgt}",
+                    lambda data, s=src, t=tgt: self._inbox.put(s, t, data),
+                )
+            )
+        self._handles.append(comm.serve(f"brain/ready/{self.node_id}", lambda _d: "ready"))
+
+    def wait_for_peers(self) -> None:
+        """The start barrier: every peer answers its ready request."""
+        deadline = time.monotonic() + self.timeout
+        for peer in self.peers:
+            left = deadline - time.monotonic()
+            try:
+                self.comm.request(f"brain/ready/{peer}", self.node_id, timeout=max(left, 0.1))
+            except TimeoutError:
+                regions = sorted(r for r, n in self.assignment.items() if n == peer)
+                raise TimeoutError(
+                    f"node {peer!r} (regions {', '.join(regions)}) did not appear within "
+                    f"{self.timeout:.0f} s: is it running, on the same network, with the "
+                    "same key?"
+                ) from None
+
+    def run(
+        self,
+        steps: int,
+        progress: Callable[[RunMetrics], None] | None = None,
+        progress_every: float = 1.0,
+    ) -> tuple[Raster, RunMetrics]:
+        """Simulate ``steps`` steps of the local regions; return their raster."""
+        self.wait_for_peers()
+        net = self.network
+        states = {name: RegionState(net, name) for name in self.local}
+        history: dict[str, list[Spikes]] = {name: [] for name in self.local}
+        metrics = RunMetrics(per_region_spikes={n: 0 for n in self.local})
+        started = time.monotonic()
+        next_report = started + progress_every
+        for t in range(steps):
+            step_spikes: dict[str, Spikes] = {}
+            for name, st in states.items():
+                inputs = []
+                for p, _ in st.incoming:
+                    s = t - p.delay
+                    if s < 0:
+                        inputs.append(_EMPTY)
+                    elif p.source in history:
+                        inputs.append(history[p.source][s])
+                    else:
+                        inputs.append(self._remote(p.source, name, s, metrics))
+                step_spikes[name] = st.step(inputs)
+            for name, s in step_spikes.items():
+                history[name].append(s)
+                metrics.spikes += len(s)
+                metrics.per_region_spikes[name] += len(s)
+            for src, tgt in self.outgoing:
+                s = step_spikes[src]
+                msg = np.empty(len(s) + 1, dtype=np.uint32)
+                msg[0] = t
+                msg[1:] = s
+                self.comm.publish(f"spikes/{src}/{tgt}", msg, serialize="numpy")
+                metrics.messages_sent += 1
+            metrics.steps = t + 1
+            if t % 64 == 0:
+                self._inbox.forget_before(t - net.max_delay - 1)
+            now = time.monotonic()
+            if progress is not None and now >= next_report:
+                metrics.wall_seconds = now - started
+                metrics.messages_received = self._inbox.received
+                progress(metrics)
+                next_report = now + progress_every
+        metrics.wall_seconds = time.monotonic() - started
+        metrics.messages_received = self._inbox.received
+        metrics.duplicates = self._inbox.duplicates
+        # Peers may still need our last steps' spikes: they are sent; wait until every
+        # peer finished too, so none of them times out on a node that left early.
+        self._finish_barrier(steps)
+        return history, metrics
+
+    def _remote(self, source: str, target: str, step: int, metrics: RunMetrics) -> Spikes:
+        t0 = time.monotonic()
+        got = self._inbox.take(source, target, step, t0 + self.timeout)
+        metrics.wait_seconds += time.monotonic() - t0
+        if got is None:
+            node = self.assignment[source]
+            raise TimeoutError(
+                f"no spikes of region {source!r} for step {step} from node {node!r} within "
+                f"{self.timeout:.0f} s: the node stopped, is unreachable, or its key differs "
+                f"(decryption failures so far: {self.comm.stats()['decrypt_failures']})"
+            )
+        return got
+
+    def _finish_barrier(self, steps: int) -> None:
+        """Leave only once every peer knows we finished and we know every peer did:
+        each peer asks us (we count it) and answers us, so no node closes while another
+        still waits for its answer."""
+        asked: set[str] = set()
+        cond = threading.Condition()
+
+        def on_done(requester) -> int:
+            with cond:
+                asked.add(str(requester))
+                cond.notify_all()
+            return steps
+
+        self._handles.append(self.comm.serve(f"brain/done/{self.node_id}", on_done))
+        deadline = time.monotonic() + self.timeout
+        for peer in self.peers:
+            while True:
+                try:
+                    self.comm.request(f"brain/done/{peer}", self.node_id, timeout=1.0)
+                    break
+                except TimeoutError:
+                    if time.monotonic() > deadline:
+                        log.warning("node %s did not report the end of its run", peer)
+                        break
+        with cond:
+            cond.wait_for(
+                lambda: asked >= set(self.peers), timeout=max(deadline - time.monotonic(), 0)
+            )
+        time.sleep(0.2)  # let the last answers leave before the session closes
+
+    def close(self) -> None:
+        for h in self._handles:
+            h.undeclare()
+        self._handles.clear()
