@@ -377,6 +377,11 @@ impl KeyManager {
         entry.backoff = RETRY_MIN;
         Stats::add(&self.monitor.stats.key_exchanges, 1);
         drop(st);
+        log::info!(
+            target: LOG_TARGET,
+            "Key exchange with {peer} completed (peer key fingerprint {})",
+            fingerprint(peer_public)
+        );
         self.wake.notify_all();
         Ok(peer)
     }
@@ -514,6 +519,12 @@ impl KeyManager {
             st.own_since = Some(Instant::now());
         }
         Stats::add(&self.monitor.stats.rekeys, 1);
+        log::debug!(
+            target: LOG_TARGET,
+            "New sender key in use; handed to {} of {} peer(s)",
+            done.len(),
+            peers.len()
+        );
         self.wake.notify_all();
         Ok(done)
     }
@@ -613,6 +624,11 @@ impl KeyManager {
         drop(st);
         self.group.install(peer, &theirs);
         Stats::add(&self.monitor.stats.key_exchanges, 1);
+        log::debug!(
+            target: LOG_TARGET,
+            "{} key exchange with {peer} completed",
+            if rekey { "Rekeying" } else { "Automatic" }
+        );
         Attempt::Done
     }
 
@@ -956,6 +972,7 @@ impl KeyManager {
         if tentative {
             // The initiator proved it derived the same keys: the new channel replaces the old.
             entry.channel = entry.tentative.take();
+            log::debug!(target: LOG_TARGET, "Key exchange with {peer} confirmed");
             entry.next_key_send = Some(Instant::now());
             entry.backoff = RETRY_MIN;
             Stats::add(&self.monitor.stats.key_exchanges, 1);

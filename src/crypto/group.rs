@@ -237,6 +237,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn sender_keys_are_erased_from_memory_when_dropped() {
+        let g = GroupSecret::generate();
+        let material = g.material.to_vec();
+        assert!(crate::crypto::drop_leaves_no_trace(g, &material[..32]));
+    }
+
+    #[test]
     fn announcement_round_trip_carries_the_same_key() {
         let g = GroupSecret::generate();
         let parsed = GroupSecret::from_announcement(&g.announcement()).unwrap();

@@ -675,6 +675,29 @@ mod tests {
     }
 
     #[test]
+    fn x25519_secrets_are_erased_from_memory_when_dropped() {
+        let identity = IdentityKey::from_hex(&hex::encode(ALICE_PRIVATE)).unwrap();
+        assert!(crate::crypto::drop_leaves_no_trace(
+            identity,
+            &ALICE_PRIVATE
+        ));
+        assert!(crate::crypto::drop_leaves_no_trace(
+            pair(BOB_PRIVATE),
+            &BOB_PRIVATE
+        ));
+        let keys = derive_session_keys(
+            &pair(ALICE_PRIVATE).agree(&BOB_PUBLIC).unwrap(),
+            "a",
+            &ALICE_PUBLIC,
+            "b",
+            &BOB_PUBLIC,
+            None,
+        );
+        let chain = keys.chain.to_vec();
+        assert!(crate::crypto::drop_leaves_no_trace(keys, &chain));
+    }
+
+    #[test]
     fn debug_is_redacted() {
         let pair = pair(ALICE_PRIVATE);
         let shown = format!("{pair:?}");

@@ -179,6 +179,27 @@ impl SessionKey {
 mod tests {
     use super::*;
 
+    #[test]
+    fn keys_are_erased_from_memory_when_dropped() {
+        let raw = [0x5Au8; 32];
+        assert!(crate::crypto::drop_leaves_no_trace(
+            Psk::from_bytes(&raw).unwrap(),
+            &raw
+        ));
+        // AES-256's first round keys are the key itself: the expanded schedule of the
+        // AEAD must be gone too, and the IV.
+        let key: Vec<u8> = (1..=32).collect();
+        let iv = [0xC3u8; 12];
+        assert!(crate::crypto::drop_leaves_no_trace(
+            SessionKey::from_key_and_iv(&key, &iv),
+            &key[..16]
+        ));
+        assert!(crate::crypto::drop_leaves_no_trace(
+            SessionKey::from_key_and_iv(&key, &iv),
+            &iv
+        ));
+    }
+
     const PSK_HEX: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 
     #[test]
