@@ -22,8 +22,9 @@ A whole encrypted brain on this machine, one command::
 
     python3 examples/secure_distributed_brain_demo.py --local
 
-Separate machines: ``--connect tcp/<router or peer>:7447`` and/or ``--listen tcp/0.0.0.0:7447``
-(``evospikenet-router`` runs a Zenoh router). ``NODE_ID`` and ``EVOSPIKENET_PSK`` are read
+Separate machines: ``--connect tcp/<router>:7447`` alone makes the node a Zenoh client
+whose traffic the router relays (``evospikenet-router`` runs one); with ``--listen
+tcp/0.0.0.0:7447`` as well, it is a peer that links to the others directly. ``NODE_ID`` and ``EVOSPIKENET_PSK`` are read
 from the environment when the flags are absent.
 """
 
@@ -118,8 +119,12 @@ def open_communicator(args: argparse.Namespace):
         raise DemoError(
             "--key-exchange auto authenticates peers with a PSK: give --psk too", EXIT_USAGE
         )
+    # Only --connect: a Zenoh client, whose traffic the router it connects to relays.
+    # With --listen too (or neither: the loopback rendezvous), a peer that links directly.
+    zenoh_mode = "client" if args.connect and not args.listen else "peer"
     try:
         config = ZenohConfig(
+            mode=zenoh_mode,
             connect=args.connect or None,
             listen=args.listen or None,
             psk=args.psk or None,
