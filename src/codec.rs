@@ -79,7 +79,16 @@ pub fn numeric_itemsize(dtype: &str) -> Result<usize> {
     if b.len() < 3 || !matches!(b[0], b'<' | b'>' | b'|' | b'=') {
         return Err(bad());
     }
-    let size: usize = dtype[2..].parse().map_err(|_| bad())?;
+    // Digits only: byte 1 may start a multi-byte character (so `dtype[2..]` could split
+    // it), and `usize::from_str` would also take a sign ("<f+4").
+    let digits = &b[2..];
+    if !digits.iter().all(u8::is_ascii_digit) {
+        return Err(bad());
+    }
+    let size: usize = std::str::from_utf8(digits)
+        .expect("ASCII digits")
+        .parse()
+        .map_err(|_| bad())?;
     let ok = match b[1] {
         b'b' => size == 1,
         b'i' | b'u' => matches!(size, 1 | 2 | 4 | 8),
@@ -179,6 +188,30 @@ mod tests {
         for bad in ["|O", "<U4", "|S3", "<M8", "|V8", "<i3", "f4", "<f", ""] {
             assert!(numeric_itemsize(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn dtype_text_from_the_wire_never_panics() {
+        // Found by the `codec` fuzz target: a multi-byte character after the byte-order
+        // mark made `dtype[2..]` split it and panic (on the receive path, in the thread
+        // that delivers to callbacks). Signs and spaces are not part of a dtype either.
+        for bad in [
+            "<\u{113}1",
+            "<é4",
+            "|\u{10348}",
+            "<f+4",
+            "<f 4",
+            "<f4 ",
+            "<i-1",
+        ] {
+            assert!(numeric_itemsize(bad).is_err(), "{bad:?}");
+        }
+        let mut payload = vec![0u8; 4];
+        payload.extend_from_slice(&1u64.to_be_bytes());
+        payload.extend_from_slice("<ē1".as_bytes());
+        payload.extend_from_slice(&[1, 4]);
+        assert!(parse_array(&payload).is_err());
+        assert!(parse_array(&[0, 0x3c, 0xc4, 0x93, 0x31, 0, 4]).is_err());
     }
 
     #[test]

@@ -306,6 +306,9 @@ struct RecvSession {
 #[derive(Default)]
 struct SenderHistory {
     newest_start_ms: u64,
+    /// The latest start time of a session dropped from a full table: an unknown session
+    /// that started no later may be that one, replayed, and is rejected.
+    evicted_start_ms: Option<u64>,
     sessions: Vec<RecvSession>,
 }
 
@@ -434,7 +437,14 @@ impl Receiver {
             };
         }
         // A session we do not know: either the sender's newest, or an old one replayed.
-        if header.session_start_ms < history.newest_start_ms {
+        // Start times can tie (instances of one node id started in the same millisecond),
+        // so one that ties with an evicted session is refused too: failing closed costs a
+        // session only when more than `SESSIONS_PER_SENDER` start within one millisecond.
+        if header.session_start_ms < history.newest_start_ms
+            || history
+                .evicted_start_ms
+                .is_some_and(|t| header.session_start_ms <= t)
+        {
             return Err(Error::Replay);
         }
         if header.session_start_ms > history.newest_start_ms {
@@ -448,7 +458,8 @@ impl Receiver {
             let oldest = (0..history.sessions.len())
                 .min_by_key(|&i| history.sessions[i].start_ms)
                 .expect("not empty");
-            history.sessions.swap_remove(oldest);
+            let evicted = history.sessions.swap_remove(oldest).start_ms;
+            history.evicted_start_ms = history.evicted_start_ms.max(Some(evicted));
         }
         let mut window = ReplayWindow::default();
         window.accept(header.counter);
@@ -707,6 +718,51 @@ mod tests {
         assert!(rx
             .open(&seal(&impostor, "t", b"i"), "t", b"", Kind::Publish)
             .is_err());
+    }
+
+    #[test]
+    fn a_session_evicted_from_a_full_table_is_not_accepted_again() {
+        // Several instances of one node id can start in the same millisecond; their
+        // sessions then tie on start time. Once more of them are seen than the table
+        // holds, the evicted one must stay rejected: it is not a newer session.
+        let psk = Psk::from_hex(PSK).unwrap();
+        let rx = Receiver::new(ring(Some(PSK)), ReceiverPolicy::default());
+        let start = now_ms();
+        let msg = |session: u8, counter: u64| {
+            let header = Header {
+                mode: Mode::Psk,
+                kind: Kind::Publish,
+                key_id: psk.key_id(),
+                sender: "n",
+                session_id: [session; SESSION_ID_LEN],
+                session_start_ms: start,
+                time_offset_ms: 0,
+                counter,
+            };
+            let key = psk.sender_key(&header.session_id, "n");
+            envelope::seal(&header, "t", b"", Some(&key), 2, 1, |b| {
+                b.push(session);
+                Ok(())
+            })
+            .unwrap()
+        };
+        let first = msg(0, 0);
+        rx.open(&first, "t", b"", Kind::Publish).unwrap();
+        for session in 1..=SESSIONS_PER_SENDER as u8 {
+            rx.open(&msg(session, 0), "t", b"", Kind::Publish).unwrap();
+        }
+        assert!(matches!(
+            rx.open(&first, "t", b"", Kind::Publish),
+            Err(Error::Replay)
+        ));
+        assert!(matches!(
+            rx.open(&msg(0, 1), "t", b"", Kind::Publish),
+            Err(Error::Replay)
+        ));
+        // The sessions still held keep working.
+        for session in 1..=SESSIONS_PER_SENDER as u8 {
+            rx.open(&msg(session, 1), "t", b"", Kind::Publish).unwrap();
+        }
     }
 
     #[test]
