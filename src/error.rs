@@ -47,6 +47,7 @@ pub enum Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+#[cfg(feature = "transport")]
 impl From<zenoh::Error> for Error {
     fn from(e: zenoh::Error) -> Self {
         Error::Transport(e.to_string())

@@ -4,12 +4,16 @@
 //! module is the thin PyO3 binding layer, built only with the `python` feature.
 
 pub mod codec;
+#[cfg(feature = "transport")]
 pub mod comm;
+#[cfg(feature = "transport")]
 pub mod config;
 pub mod crypto;
 pub mod error;
 pub mod kernels;
+#[cfg(feature = "transport")]
 pub mod key_exchange;
+#[cfg(feature = "transport")]
 pub mod transport;
 
 #[cfg(feature = "python")]
