@@ -132,10 +132,22 @@ def open_communicator(args: argparse.Namespace):
         )
     except ValueError as e:
         raise DemoError(f"invalid configuration: {e}", EXIT_USAGE) from None
-    try:
-        return ZenohCommunicator(args.node_id, config)
-    except (ValueError, ConnectionError) as e:
-        raise DemoError(f"could not start node {args.node_id}: {e}") from None
+    deadline = time.monotonic() + args.timeout
+    while True:
+        try:
+            return ZenohCommunicator(args.node_id, config)
+        except ValueError as e:
+            raise DemoError(f"could not start node {args.node_id}: {e}", EXIT_USAGE) from None
+        except ConnectionError as e:
+            # A client waits (about 10 s per attempt) for its router; it may start later.
+            if zenoh_mode != "client" or time.monotonic() > deadline:
+                raise DemoError(
+                    f"could not start node {args.node_id}: no router reachable at "
+                    f"{', '.join(args.connect)} ({e})"
+                    if zenoh_mode == "client"
+                    else f"could not start node {args.node_id}: {e}"
+                ) from None
+            print(f"waiting for the router at {', '.join(args.connect)} ...", flush=True)
 
 
 def read_public_key(peer: str) -> str:

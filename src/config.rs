@@ -18,6 +18,8 @@ pub const DEFAULT_LOCAL_ENDPOINT: &str = "tcp/127.0.0.1:7447";
 /// connect the other nodes to it directly.
 const LOCAL_EPHEMERAL_ENDPOINT: &str = "tcp/127.0.0.1:0";
 pub const DEFAULT_NAMESPACE: &str = "evospikenet";
+/// How long a Zenoh client waits for its router when it opens.
+pub const CLIENT_CONNECT_TIMEOUT_MS: u64 = 10_000;
 
 /// Zenoh's role for this node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -289,8 +291,17 @@ impl Config {
             // unless told (a node behind a router needs no listener).
             set(&mut z, "listen/endpoints", json_list(&self.listen))?;
             set(&mut z, "connect/endpoints", json_list(&self.connect))?;
-            if self.mode != SessionMode::Client {
-                set(&mut z, "connect/retry", retry(200, 2000))?;
+            set(&mut z, "connect/retry", retry(200, 2000))?;
+            if self.mode == SessionMode::Client {
+                // A client may start a little before its router: it waits up to this long
+                // for one at start (zenoh 1.10 clients cannot open without a router), then
+                // fails with a clear error. A router restart later is survived: clients
+                // reconnect by themselves.
+                set(
+                    &mut z,
+                    "connect/timeout_ms",
+                    CLIENT_CONNECT_TIMEOUT_MS.to_string(),
+                )?;
             }
         }
         Ok(z)

@@ -175,3 +175,53 @@ fn a_node_receives_its_own_publications() {
     let m = publish_until_received(&a, &rx, "self/t", b"me");
     assert_eq!(m.sender, "listener");
 }
+
+#[test]
+fn a_client_started_shortly_before_its_router_waits_for_it() {
+    use evospikenet::config::SessionMode;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let endpoint = format!("tcp/127.0.0.1:{port}");
+    let client = |id: &str| {
+        let cfg = Config {
+            mode: SessionMode::Client,
+            connect: vec![endpoint.clone()],
+            psk: Some(Psk::from_hex(PSK).unwrap()),
+            ..Config::default()
+        };
+        Communicator::open(id, &cfg)
+    };
+    let router_endpoint = endpoint.clone();
+    let router = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(1));
+        let cfg = Config {
+            mode: SessionMode::Router,
+            listen: vec![router_endpoint],
+            ..Config::default()
+        };
+        Communicator::open("router", &cfg).unwrap()
+    });
+    // Opened before the router exists: it waits for it.
+    let early = client("early").unwrap();
+    let router = router.join().unwrap();
+    let late = client("late").unwrap();
+    let (tx, rx) = mpsc::channel();
+    let _sub = late
+        .subscribe("via/router", move |m| {
+            let _ = tx.send(m);
+        })
+        .unwrap();
+    let m = publish_until_received(&early, &rx, "via/router", b"relayed");
+    assert_eq!(
+        (m.sender.as_str(), &m.payload[..]),
+        ("early", &b"relayed"[..])
+    );
+    drop(router);
+    // With no router at all, opening fails with a clear error instead of hanging.
+    let t0 = Instant::now();
+    assert!(matches!(client("alone"), Err(Error::Transport(_))));
+    assert!(t0.elapsed() < Duration::from_secs(30));
+}
