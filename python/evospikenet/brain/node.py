@@ -11,7 +11,10 @@ late or slow peer instead of skipping a step; a peer that never delivers raises
 
 Before step 0 all nodes meet at a start barrier (each serves ``brain/ready/{node_id}``
 once its subscriptions exist and asks every peer's), so nothing published at step 0 is
-sent before its receivers listen.
+sent before its receivers listen. A message lost on the way (a router restarting, a link
+dropping) is asked for again: a node that has waited ``RESEND_AFTER`` seconds for a step
+requests it from its source node (``brain/resend/{node_id}``), which keeps its last
+``RESEND_WINDOW`` steps per destination.
 """
 
 from __future__ import annotations
@@ -28,6 +31,11 @@ from evospikenet.brain.network import _EMPTY, Network, Raster, RegionState, Spik
 from evospikenet.zenoh_comm import ZenohCommunicator
 
 log = logging.getLogger("evospikenet.brain")
+
+#: Seconds a node waits for a step's spikes before asking the source node again.
+RESEND_AFTER = 1.0
+#: Steps of outgoing spikes each node keeps per destination, to answer such requests.
+RESEND_WINDOW = 4096
 
 
 def assign_regions(network: Network, node_ids: Sequence[str]) -> dict[str, str]:
@@ -48,6 +56,7 @@ class RunMetrics:
     messages_sent: int = 0
     messages_received: int = 0
     duplicates: int = 0
+    resend_requests: int = 0
     wait_seconds: float = 0.0
     wall_seconds: float = 0.0
     per_region_spikes: dict[str, int] = field(default_factory=dict)
@@ -79,6 +88,16 @@ class _Inbox:
             box[step] = payload[1:]
             self.received += 1
             self.cond.notify_all()
+
+    def put_step(self, source: str, target: str, step: int, spikes: Spikes) -> bool:
+        """Store a resent step; False if it had arrived meanwhile."""
+        with self.cond:
+            box = self.data.setdefault((source, target), {})
+            if step in box:
+                return False
+            box[step] = spikes
+            self.cond.notify_all()
+            return True
 
     def take(self, source: str, target: str, step: int, deadline: float) -> Spikes | None:
         with self.cond:
@@ -153,7 +172,22 @@ class BrainNode:
                     lambda data, s=src, t=tgt: self._inbox.put(s, t, data),
                 )
             )
+        self._sent: dict[tuple[str, str], dict[int, np.ndarray]] = {p: {} for p in self.outgoing}
+        self._sent_lock = threading.Lock()
         self._handles.append(comm.serve(f"brain/ready/{self.node_id}", lambda _d: "ready"))
+        self._handles.append(
+            comm.serve(f"brain/resend/{self.node_id}", self._resend, serialize="numpy")
+        )
+
+    def _resend(self, request) -> np.ndarray:
+        """A peer lost a step: the stored message, or an empty array if it is too old."""
+        try:
+            key, step = (str(request["source"]), str(request["target"])), int(request["step"])
+        except (KeyError, TypeError, ValueError):
+            return np.zeros(0, dtype=np.uint32)
+        with self._sent_lock:
+            msg = self._sent.get(key, {}).get(step)
+        return msg if msg is not None else np.zeros(0, dtype=np.uint32)
 
     def wait_for_peers(self) -> None:
         """The start barrier: every peer answers its ready request."""
@@ -206,6 +240,10 @@ class BrainNode:
                 msg = np.empty(len(s) + 1, dtype=np.uint32)
                 msg[0] = t
                 msg[1:] = s
+                with self._sent_lock:
+                    sent = self._sent[(src, tgt)]
+                    sent[t] = msg
+                    sent.pop(t - RESEND_WINDOW, None)
                 self.comm.publish(f"spikes/{src}/{tgt}", msg, serialize="numpy")
                 metrics.messages_sent += 1
             metrics.steps = t + 1
@@ -227,7 +265,24 @@ class BrainNode:
 
     def _remote(self, source: str, target: str, step: int, metrics: RunMetrics) -> Spikes:
         t0 = time.monotonic()
-        got = self._inbox.take(source, target, step, t0 + self.timeout)
+        deadline = t0 + self.timeout
+        got = self._inbox.take(source, target, step, min(t0 + RESEND_AFTER, deadline))
+        while got is None and time.monotonic() < deadline:
+            # Lost on the way, or merely late: ask the source node again, then keep waiting.
+            metrics.resend_requests += 1
+            try:
+                msg = self.comm.request(
+                    f"brain/resend/{self.assignment[source]}",
+                    {"source": source, "target": target, "step": step},
+                    timeout=min(RESEND_AFTER, max(deadline - time.monotonic(), 0.01)),
+                )
+                if isinstance(msg, np.ndarray) and msg.dtype == np.uint32 and len(msg) >= 1:
+                    if int(msg[0]) == step:
+                        self._inbox.put_step(source, target, step, msg[1:])
+            except (TimeoutError, RuntimeError):
+                pass
+            now = time.monotonic()
+            got = self._inbox.take(source, target, step, min(now + RESEND_AFTER, deadline))
         metrics.wait_seconds += time.monotonic() - t0
         if got is None:
             node = self.assignment[source]
