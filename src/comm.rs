@@ -101,20 +101,26 @@ impl RateLimitedWarning {
         }
     }
 
-    pub fn warn(&self, message: impl FnOnce() -> String) {
+    /// Whether a record may be logged now: `Some(number suppressed since the last one)`,
+    /// or `None` (this one is suppressed and counted).
+    pub fn admit(&self) -> Option<u64> {
         let now = now_ms();
-        let suppressed = {
-            let mut s = self.state.lock();
-            if now.saturating_sub(s.0) >= Self::PERIOD_MS {
-                s.0 = now;
-                s.1 = 0;
-            }
-            if s.1 >= Self::BURST {
-                s.2 += 1;
-                return;
-            }
-            s.1 += 1;
-            std::mem::take(&mut s.2)
+        let mut s = self.state.lock();
+        if now.saturating_sub(s.0) >= Self::PERIOD_MS {
+            s.0 = now;
+            s.1 = 0;
+        }
+        if s.1 >= Self::BURST {
+            s.2 += 1;
+            return None;
+        }
+        s.1 += 1;
+        Some(std::mem::take(&mut s.2))
+    }
+
+    pub fn warn(&self, message: impl FnOnce() -> String) {
+        let Some(suppressed) = self.admit() else {
+            return;
         };
         if suppressed > 0 {
             log::log!(target: LOG_TARGET, self.level, "{} ({suppressed} similar messages suppressed)", message());
@@ -134,6 +140,9 @@ impl Default for RateLimitedWarning {
 #[derive(Default)]
 pub struct Monitor {
     pub stats: Stats,
+    /// Limits the error records (with tracebacks) of user callbacks that raise: their
+    /// input may come from the network.
+    pub callback_failed: RateLimitedWarning,
     decrypt_failed: RateLimitedWarning,
     replay: RateLimitedWarning,
     decode: RateLimitedWarning,

@@ -202,6 +202,19 @@ def test_callback_exception_is_logged_and_counted(mesh, psk, caplog):
     assert any("callback failure" in r.getMessage() or r.exc_info for r in caplog.records)
 
 
+def test_callback_error_logging_is_rate_limited(mesh, psk, caplog):
+    """Input that makes a callback raise may come from the network: every failure is
+    counted, but only a few tracebacks per period are logged."""
+    caplog.set_level(logging.ERROR, logger="evospikenet.zenoh_comm")
+    a = mesh.node("a", psk)
+    a.subscribe("always", lambda _d: 1 / 0)
+    for i in range(50):
+        a.publish("always", i)
+    wait_until(lambda: a.stats()["dropped_by_callback_error"] == 50, what="50 failures")
+    raised = [r for r in caplog.records if "callback for topic always raised" in r.getMessage()]
+    assert 1 <= len(raised) <= 5, len(raised)
+
+
 def test_undeclare_stops_delivery(mesh):
     a = mesh.node("a")
     got = []

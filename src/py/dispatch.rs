@@ -140,11 +140,21 @@ fn execute(py: Python<'_>, job: Job, monitor: &Monitor) {
                 return;
             }
             let topic = msg.topic.clone();
-            let result = deliver(py, &target, msg);
-            if let Err(err) = result {
+            let (sender, format) = (msg.sender, msg.format);
+            let data = match codec::decode(py, format, msg.payload) {
+                Ok(data) => data,
+                Err(err) => {
+                    // Authentic (or plaintext on a keyless node) but not decodable: the
+                    // user's code never sees it. Counted and logged like other drops.
+                    monitor.undecodable(&topic, &err.to_string());
+                    return;
+                }
+            };
+            if let Err(err) = deliver(py, &target, data, sender, topic.clone()) {
                 Stats::add(&monitor.stats.dropped_by_callback_error, 1);
                 report(
                     py,
+                    monitor,
                     &err,
                     &format!("Subscriber callback for topic {topic} raised"),
                 );
@@ -159,6 +169,7 @@ fn execute(py: Python<'_>, job: Job, monitor: &Monitor) {
                 Stats::add(&monitor.stats.dropped_by_callback_error, 1);
                 report(
                     py,
+                    monitor,
                     &err,
                     &format!("Request handler for topic {topic} failed"),
                 );
@@ -167,12 +178,14 @@ fn execute(py: Python<'_>, job: Job, monitor: &Monitor) {
     }
 }
 
-/// Decode and call; the decode result of a message that passed authentication but
-/// does not decode counts as a callback error too (the user's code never saw it).
-fn deliver(py: Python<'_>, target: &CallbackTarget, msg: Message) -> PyResult<()> {
-    let sender = msg.sender;
-    let topic = msg.topic;
-    let data = codec::decode(py, msg.format, msg.payload)?;
+/// Call the subscriber's callback with decoded data.
+fn deliver(
+    py: Python<'_>,
+    target: &CallbackTarget,
+    data: Py<PyAny>,
+    sender: String,
+    topic: String,
+) -> PyResult<()> {
     if target.with_info {
         target.callback.call1(py, (data, sender, topic))?;
     } else {
@@ -211,8 +224,18 @@ fn serve(py: Python<'_>, target: &ServeTarget, msg: Message, responder: Responde
     .map_err(crate::py::errors::to_py)
 }
 
-/// Log an exception from user code with its traceback on `evospikenet.zenoh_comm`.
-fn report(py: Python<'_>, err: &PyErr, what: &str) {
+/// Log an exception from user code with its traceback on `evospikenet.zenoh_comm`, at
+/// most a few per period (the input that made it raise may come from the network).
+fn report(py: Python<'_>, monitor: &Monitor, err: &PyErr, what: &str) {
+    let Some(suppressed) = monitor.callback_failed.admit() else {
+        return;
+    };
+    let what = if suppressed > 0 {
+        format!("{what} ({suppressed} similar errors suppressed)")
+    } else {
+        what.to_owned()
+    };
+    let what = what.as_str();
     let logged = (|| -> PyResult<()> {
         let logger = py
             .import("logging")?
