@@ -319,3 +319,46 @@ def test_brain_communicator_publishes_and_subscribes_spikes(psk, caplog):
     finally:
         pfc.close()
         motor.close()
+
+
+def test_local_ctrl_c_stops_every_process_it_started(tmp_path):
+    import signal
+
+    p = subprocess.Popen(
+        [sys.executable, str(DEMO), "--local", "--steps", "1000000", "--neurons", "200",
+         "--out", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert p.stdout.readline().startswith("Starting an encrypted brain")
+        # Wait until the nodes run (a progress line), then interrupt the launcher only.
+        deadline = time.monotonic() + 60
+        while "steps/s" not in p.stdout.readline() and time.monotonic() < deadline:
+            pass
+        children = children_of(p.pid)
+        assert len(children) == 3, children
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 130, err
+    assert "Traceback" not in err
+    for pid in children:
+        assert (
+            not Path(f"/proc/{pid}").exists()
+            or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
+        ), f"node process {pid} still runs"
+
+
+def children_of(pid: int) -> list[str]:
+    """Process ids whose parent is ``pid`` (from /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(stat.parent.name)
+    return out
