@@ -115,6 +115,18 @@ struct Peer {
     backoff: Duration,
 }
 
+impl Peer {
+    /// Use `channel` from now on (an exchange completed or was confirmed) and send it our
+    /// sender key at once.
+    fn set_channel(&mut self, channel: Channel) {
+        self.channel = Some(channel);
+        self.tentative = None;
+        self.tentative_since = None;
+        self.next_key_send = Some(Instant::now());
+        self.backoff = RETRY_MIN;
+    }
+}
+
 /// A peer seen through liveliness (automatic mode).
 struct Live {
     next_try: Instant,
@@ -371,10 +383,7 @@ impl KeyManager {
         let exchange_id = manual_exchange_id(&my_public, peer_public);
         self.enter_dh_mode(&mut st);
         let entry = st.peers.entry(peer.clone()).or_default();
-        entry.channel = Some(Channel::new(exchange_id, keys, fingerprint(peer_public)));
-        entry.tentative = None;
-        entry.next_key_send = Some(Instant::now());
-        entry.backoff = RETRY_MIN;
+        entry.set_channel(Channel::new(exchange_id, keys, fingerprint(peer_public)));
         Stats::add(&self.monitor.stats.key_exchanges, 1);
         drop(st);
         log::info!(
@@ -617,10 +626,7 @@ impl KeyManager {
         st.my_public.insert(peer.to_owned(), my_public);
         st.last_public = Some(my_public);
         let entry = st.peers.entry(peer.to_owned()).or_default();
-        entry.channel = Some(Channel::new(exchange_id, keys, peer_fp));
-        entry.tentative = None;
-        entry.next_key_send = Some(Instant::now());
-        entry.backoff = RETRY_MIN;
+        entry.set_channel(Channel::new(exchange_id, keys, peer_fp));
         drop(st);
         self.group.install(peer, &theirs);
         Stats::add(&self.monitor.stats.key_exchanges, 1);
@@ -668,17 +674,9 @@ impl KeyManager {
             }
             _ => return Err(forged()),
         };
-        let my_public = pair.public_key();
-        let mut transcript = Transcript {
-            my_id: &self.node_id,
-            my_pub: &my_public,
-            peer_id: peer,
-            peer_pub: &eph,
-            statics: None,
-        };
-        let mine = self.cfg.identity.as_ref();
-        let shared = if flags & FLAG_IDENTITY != 0 {
-            let (Some(theirs), Some(mine)) = (identity, mine) else {
+        // Identity keys: ours and the peer's, the peer's checked against its pin.
+        let identities = if flags & FLAG_IDENTITY != 0 {
+            let (Some(mine), Some(theirs)) = (self.cfg.identity.as_ref(), identity) else {
                 return Err(forged());
             };
             let fp = fingerprint(&theirs);
@@ -688,28 +686,30 @@ impl KeyManager {
                      trusted_peers"
                 )));
             }
-            let first = transcript.i_am_first();
-            pair.agree_with_identity(&eph, mine, &theirs, first)
-                .map_err(|e| HandshakeError::Auth(e.to_string()))?
+            Some((mine, theirs))
         } else {
-            pair.agree(&eph)
-                .map_err(|e| HandshakeError::Auth(e.to_string()))?
+            None
         };
-        let my_static;
-        let their_static;
-        if let (Some(theirs), Some(mine), true) = (identity, mine, flags & FLAG_IDENTITY != 0) {
-            my_static = mine.public_key();
-            their_static = theirs;
-            transcript.statics = Some((&my_static, &their_static));
+        let my_public = pair.public_key();
+        let my_static = identities.map(|(mine, _)| mine.public_key());
+        let transcript = Transcript {
+            my_id: &self.node_id,
+            my_pub: &my_public,
+            peer_id: peer,
+            peer_pub: &eph,
+            statics: my_static.as_ref().zip(identities.as_ref().map(|(_, t)| t)),
+        };
+        let shared = match identities {
+            Some((mine, theirs)) => {
+                pair.agree_with_identity(&eph, mine, &theirs, transcript.i_am_first())
+            }
+            None => pair.agree(&eph),
         }
+        .map_err(|e| HandshakeError::Auth(e.to_string()))?;
         let keys = derive_keys(&shared, &transcript, salt.map(|s| &**s));
         let (_, announcement) = open_sealed(&keys.rx, c.aad, sealed).map_err(|_| forged())?;
         let theirs = GroupSecret::from_announcement(&announcement).map_err(|_| forged())?;
-        let fp = fingerprint(
-            &identity
-                .filter(|_| flags & FLAG_IDENTITY != 0)
-                .unwrap_or(eph),
-        );
+        let fp = fingerprint(&identities.map_or(eph, |(_, theirs)| theirs));
         Ok((keys, theirs, fp))
     }
 
@@ -971,10 +971,9 @@ impl KeyManager {
         let theirs = GroupSecret::from_announcement(&announcement).ok()?;
         if tentative {
             // The initiator proved it derived the same keys: the new channel replaces the old.
-            entry.channel = entry.tentative.take();
+            let confirmed = entry.tentative.take().expect("checked");
+            entry.set_channel(confirmed);
             log::debug!(target: LOG_TARGET, "Key exchange with {peer} confirmed");
-            entry.next_key_send = Some(Instant::now());
-            entry.backoff = RETRY_MIN;
             Stats::add(&self.monitor.stats.key_exchanges, 1);
         }
         let ch = entry.channel.as_mut().expect("committed");
