@@ -79,25 +79,25 @@ class _Inbox:
         if len(payload) == 0:
             self.malformed += 1
             return
-        step = int(payload[0])
         with self.cond:
-            box = self.data.setdefault((source, target), {})
-            if step in box:
+            if self._store(source, target, int(payload[0]), payload[1:]):
+                self.received += 1
+            else:
                 self.duplicates += 1
-                return
-            box[step] = payload[1:]
-            self.received += 1
-            self.cond.notify_all()
 
     def put_step(self, source: str, target: str, step: int, spikes: Spikes) -> bool:
         """Store a resent step; False if it had arrived meanwhile."""
         with self.cond:
-            box = self.data.setdefault((source, target), {})
-            if step in box:
-                return False
-            box[step] = spikes
-            self.cond.notify_all()
-            return True
+            return self._store(source, target, step, spikes)
+
+    def _store(self, source: str, target: str, step: int, spikes: Spikes) -> bool:
+        """Keep the first copy of a step and wake the waiters (caller holds ``cond``)."""
+        box = self.data.setdefault((source, target), {})
+        if step in box:
+            return False
+        box[step] = spikes
+        self.cond.notify_all()
+        return True
 
     def take(self, source: str, target: str, step: int, deadline: float) -> Spikes | None:
         with self.cond:
