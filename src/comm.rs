@@ -20,8 +20,8 @@ use crate::crypto::group::GroupKeys;
 use crate::crypto::keys::Psk;
 use crate::crypto::now_ms;
 use crate::crypto::session::{KeyRing, Opened, Receiver, ReceiverPolicy, Sender};
+use crate::dh::KeyManager;
 use crate::error::{Error, Result};
-use crate::key_exchange::KeyManager;
 use crate::transport::{QueryOutcome, Transport};
 
 /// User topics may not start with this: the key exchange lives there.
@@ -331,6 +331,7 @@ impl Communicator {
             sender.clone(),
             monitor.clone(),
             transport.clone(),
+            config.policy.freshness_ms,
         )
         .inspect_err(|_| {
             let _ = transport.close();
@@ -378,7 +379,6 @@ impl Communicator {
         }
         let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         self.keys.rotate(new, ms(seal_after), ms(grace));
-        self.key_manager.notify();
         Ok(())
     }
 

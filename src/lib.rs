@@ -9,10 +9,9 @@ pub mod comm;
 #[cfg(feature = "transport")]
 pub mod config;
 pub mod crypto;
+pub mod dh;
 pub mod error;
 pub mod kernels;
-#[cfg(feature = "transport")]
-pub mod key_exchange;
 #[cfg(feature = "transport")]
 pub mod transport;
 

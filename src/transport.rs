@@ -82,6 +82,16 @@ impl Transport {
         Ok(())
     }
 
+    /// Put `payload` on `key` without ever blocking: dropped when the link is congested
+    /// (for messages whose sender retries, such as the key exchange's).
+    pub fn put_nonblocking(&self, key: &str, payload: Vec<u8>) -> Result<()> {
+        Ok(self
+            .session
+            .put(key, payload)
+            .congestion_control(CongestionControl::Drop)
+            .wait()?)
+    }
+
     /// Subscribe to `key` (wildcards allowed); `callback` runs on Zenoh's threads.
     pub fn subscribe(
         &self,

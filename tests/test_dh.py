@@ -238,8 +238,8 @@ def test_trusted_peers_pin_identity_keys(mesh):
 class KeyExchangeRelay:
     """A man in the middle: two zenoh sessions, one linked only to node-1, the other only
     to node-2, forwarding everything between them (publications, presence tokens, key
-    exchange queries and replies). With ``substitute`` it replaces every X25519 public key
-    in the exchange with its own, as an attacker would."""
+    exchange messages). With ``substitute`` it replaces every X25519 public key in the
+    exchange with its own, as an attacker would."""
 
     def __init__(self, left: str, right: str, substitute: bool) -> None:
         import zenoh
@@ -274,13 +274,6 @@ class KeyExchangeRelay:
                 )
             )
             self.keep.append(tokens)
-            q = src.declare_queryable(
-                "evospikenet/security/key_exchange/*", allowed_origin=zenoh.Locality.REMOTE
-            )
-            self.keep.append(q)
-            t = threading.Thread(target=self._forward_queries, args=(q, dst), daemon=True)
-            t.start()
-            self.threads.append(t)
 
     def _open(self, locator: str):
         conf = self.zenoh.Config()
@@ -294,7 +287,10 @@ class KeyExchangeRelay:
     def _forward_put(self, dst, sample) -> None:
         payload = sample.payload.to_bytes()
         self.seen.append(payload)
-        dst.put(str(sample.key_expr), payload)
+        key = str(sample.key_expr)
+        if key.startswith("evospikenet/security/key_exchange/"):
+            payload = self._swap(payload)
+        dst.put(key, payload)
 
     def _forward_token(self, dst, sample, tokens) -> None:
         key = str(sample.key_expr)
@@ -308,37 +304,15 @@ class KeyExchangeRelay:
 
     def _swap(self, msg: bytes) -> bytes:
         """Replace the ephemeral public key of an INIT or RESP."""
-        if not self.substitute or len(msg) < 3 or msg[0] != 0xE2 or msg[1] not in (1, 2):
+        if not self.substitute or len(msg) < 3 or msg[0] != 0xE3 or msg[1] not in (1, 2):
             return msg
         pos = 2
         for _ in range(2):
             pos += 1 + msg[pos]
         pos += 16 + 1  # exchange id, flags
         if msg[1] == 1:
-            pos += 4  # PSK key id
+            pos += 4 + 8  # PSK key id, timestamp
         return msg[:pos] + self.attacker_key + msg[pos + 32 :]
-
-    def _forward_queries(self, queryable, dst) -> None:
-        while not self.stop.is_set():
-            try:
-                query = queryable.recv()
-            except Exception:
-                return
-            payload = query.payload.to_bytes() if query.payload is not None else b""
-            self.seen.append(payload)
-            replies = dst.get(
-                str(query.key_expr),
-                payload=self._swap(payload),
-                target=self.zenoh.QueryTarget.ALL,
-                timeout=2.0,
-                allowed_destination=self.zenoh.Locality.REMOTE,
-            )
-            for reply in replies:
-                if reply.ok is not None:
-                    body = reply.ok.payload.to_bytes()
-                    self.seen.append(body)
-                    query.reply(query.key_expr, self._swap(body))
-            query.drop()
 
     def close(self) -> None:
         self.stop.set()

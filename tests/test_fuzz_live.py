@@ -189,16 +189,16 @@ def test_dh_subscriber_and_key_exchange_drop_everything_injected(mesh, raw_zenoh
     a, b, raw = subscriber_case(
         mesh, raw_zenoh, capsys, "DH-mode subscriber", psk=psk, key_exchange="auto"
     )
-    # The key-exchange queryable parses network bytes too: garbage is counted and ignored.
+    # The key manager parses network bytes too: garbage is counted and ignored.
     before = a.stats()["key_exchange_failures"]
     sent = {"n": 0}
 
     @settings(max_examples=100, deadline=None, database=None)
     @given(st.binary(min_size=1, max_size=200))
     def inject(junk: bytes) -> None:
-        if junk[:1] == b"\xe2":  # the control magic: keep every input unparseable
+        if junk[:1] == b"\xe3":  # the control magic: keep every input unparseable
             junk = b"\x00" + junk[1:]
-        raw.session.get("evospikenet/security/key_exchange/receiver", payload=junk, timeout=5)
+        raw.put("evospikenet/security/key_exchange/receiver", junk)
         sent["n"] += 1
 
     inject()

@@ -88,12 +88,11 @@ def test_no_secret_in_logs_reprs_exceptions_or_stats(mesh, raw_zenoh, caplog):
     captured: list[bytes] = []
     arrived = threading.Event()
 
-    def on_query(query) -> None:
-        if query.payload is not None:
-            captured.append(query.payload.to_bytes())
-            arrived.set()
+    def on_message(sample) -> None:
+        captured.append(sample.payload.to_bytes())
+        arrived.set()
 
-    raw_q = raw.session.declare_queryable("evospikenet/security/key_exchange/py-peer", on_query)
+    raw_q = raw.session.declare_subscriber("evospikenet/security/key_exchange/py-peer", on_message)
     mine = X25519PrivateKey.generate()
     my_pub = mine.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
     node_pub = node.initiate_key_exchange("py-peer")
@@ -102,7 +101,7 @@ def test_no_secret_in_logs_reprs_exceptions_or_stats(mesh, raw_zenoh, caplog):
     keys = dh_schedule("py-peer", my_pub, "node-d", node_pub, shared)
     assert arrived.wait(10), "the node never handed over its sender key"
     msg = captured[0]
-    # KEY = E2 | 3 | len | from | len | to | exchange id[16] | counter u64 | sealed | tag
+    # KEY = E3 | 3 | len | from | len | to | exchange id[16] | counter u64 | sealed | tag
     pos = 2 + 1 + msg[2]
     pos += 1 + msg[pos] + 16
     counter = struct.unpack(">Q", msg[pos : pos + 8])[0]

@@ -11,7 +11,6 @@ use std::collections::HashSet;
 use std::sync::{Arc, OnceLock};
 
 use evospikenet::codec::{numeric_itemsize, parse_array, write_array_trailer, Format};
-use evospikenet::crypto::control::{open_sealed, Body, Control, SEALED_LEN};
 use evospikenet::crypto::envelope::{self, Header, Kind, Mode, SESSION_ID_LEN};
 use evospikenet::crypto::group::{GroupKeys, GroupSecret, ANNOUNCEMENT_LEN};
 use evospikenet::crypto::handshake::{
@@ -19,6 +18,8 @@ use evospikenet::crypto::handshake::{
 };
 use evospikenet::crypto::keys::{Psk, SessionKey};
 use evospikenet::crypto::session::{KeyRing, Opened, Receiver, ReceiverPolicy};
+use evospikenet::dh::message::{handover, open_sealed, parse_handover, Body, Message};
+use evospikenet::dh::{Action, Machine, Now, Settings};
 use evospikenet::error::Error;
 
 /// A target's check: panics if the input breaks a property.
@@ -222,32 +223,54 @@ fn control_key() -> SessionKey {
     SessionKey::from_key_and_iv(&CONTROL_KEY, &CONTROL_IV)
 }
 
-/// Key-exchange messages: `Control::parse`, then `open_sealed` under a fixed key and the
-/// announcement inside.
+/// The wall clock of the machine the control inputs are fed to (the INIT seeds carry
+/// timestamps just after it).
+pub const CONTROL_WALL_MS: u64 = 1_800_000_000_000;
+
+/// Key-management messages: `Message::parse` (the signed part is a prefix, ids are
+/// sane), `open_sealed` under a fixed key, and a fresh automatic-mode node (holding the
+/// seeds' PSK) fed the input: one message can make it answer an INIT (drawing the
+/// sender-auth key of its answer), never install or use a key, report an exchange or
+/// retire a peer.
 pub fn control(data: &[u8]) {
     let key = control_key();
-    if let Ok(c) = Control::parse(data) {
-        assert!(data.starts_with(c.aad));
-        for id in [c.from, c.to] {
+    if let Ok(m) = Message::parse(data) {
+        assert!(data.starts_with(m.signed));
+        for id in [m.from, m.to] {
             assert!(!id.is_empty() && id.len() <= 255);
         }
-        let sealed = match c.body {
-            Body::Resp { sealed, .. } | Body::Key { sealed } | Body::Ack { sealed, .. } => sealed,
-            Body::Init { .. } | Body::Refused(_) => {
-                assert_eq!(c.aad, data);
-                return;
+        if let Body::Resp { sealed, .. } | Body::Key { sealed } | Body::Ack { sealed } = m.body {
+            assert_eq!(m.signed.len() + sealed.len(), data.len());
+            if let Ok((_, plain)) = open_sealed(&key, m.signed, sealed) {
+                if let Body::Key { .. } = m.body {
+                    let (g, auth) = parse_handover(&plain).expect("right length");
+                    assert_eq!(*handover(&g, &auth), *plain);
+                }
             }
-        };
-        assert_eq!(sealed.len(), SEALED_LEN);
-        assert_eq!(c.aad.len() + SEALED_LEN, data.len());
-        if let Ok((_, announcement)) = open_sealed(&key, c.aad, sealed) {
-            let g = GroupSecret::from_announcement(&announcement).expect("right length");
-            assert_eq!(*g.announcement(), *announcement);
         }
-    } else {
-        // Sealed parts of any length and any binding.
-        let at = data.len().saturating_sub(SEALED_LEN);
-        let _ = open_sealed(&key, &data[..at], &data[at..]);
+    }
+    let settings = Settings {
+        node_id: "node-2".into(),
+        auto: true,
+        identity: None,
+        trusted: Vec::new(),
+        rekey_after_ms: u64::MAX / 4,
+        init_freshness_ms: 60_000,
+    };
+    let now = Now {
+        ms: 0,
+        wall_ms: CONTROL_WALL_MS,
+    };
+    let mut machine = Machine::new(settings, psk().clone(), now);
+    let _ = machine.poll(now);
+    for action in machine.on_message(data, now.plus(1)) {
+        assert!(
+            matches!(
+                action,
+                Action::Send { .. } | Action::AuthKey { .. } | Action::Failure(_)
+            ),
+            "one message made a fresh node act: {action:?}"
+        );
     }
 }
 
@@ -291,9 +314,13 @@ pub fn keys(data: &[u8]) {
 /// The seed corpus: real messages, and the malformations worth starting from.
 pub mod seeds {
     use super::*;
-    use evospikenet::crypto::control::{begin, refused, seal_into, Refusal, FLAG_IDENTITY};
-    use evospikenet::crypto::control::{FLAG_CHAIN, FLAG_PSK};
     use evospikenet::crypto::envelope::{FIXED_HEADER_LEN, MAX_SENDER_LEN};
+    use evospikenet::crypto::handshake::psk_salt;
+    use evospikenet::dh::auth::InitKey;
+    use evospikenet::dh::message::{
+        encode_ack, encode_init_unsigned, encode_key, encode_resp, Init, FLAG_IDENTITY, FLAG_PSK,
+        FLAG_REKEY, MAC_LEN,
+    };
 
     pub type Seed = (String, Vec<u8>);
 
@@ -653,50 +680,61 @@ pub mod seeds {
 
     pub fn control() -> Vec<Seed> {
         let key = control_key();
-        let announcement = group_secret().announcement();
+        let announcement = handover(&group_secret(), &[0x6b; 32]);
         let xid = [0x77u8; 16];
-        let init = |flags: u8, identity: bool| {
-            let mut m = begin(1, "node-1", "node-2", &xid);
-            m.push(flags);
-            m.extend_from_slice(&[1, 2, 3, 4]);
-            m.extend_from_slice(&[0x11; 32]);
-            if identity {
-                m.extend_from_slice(&[0x22; 32]);
-            }
+        let psk = Psk::from_hex(PSK_HEX).unwrap();
+        // An INIT authenticated under the PSK, as the fed node accepts it.
+        let init = |flags: u8, identity: bool, base: bool| {
+            let init = Init {
+                flags,
+                key_id: psk.key_id(),
+                timestamp_ms: CONTROL_WALL_MS + 1,
+                ephemeral: [0x11; 32],
+                identity: identity.then_some([0x22; 32]),
+                base: base.then_some([0x33; 16]),
+                mac: [0; MAC_LEN],
+            };
+            let mut m = encode_init_unsigned("node-1", "node-2", &xid, &init);
+            let mac = InitKey::first_contact(Some(&psk_salt(&psk)), None, flags).mac(&m);
+            m.extend_from_slice(&mac);
             m
         };
         let resp = |identity: bool| {
-            let mut m = begin(2, "node-2", "node-1", &xid);
-            m.push(FLAG_PSK | if identity { FLAG_IDENTITY } else { 0 });
-            m.extend_from_slice(&[0x33; 32]);
-            if identity {
-                m.extend_from_slice(&[0x44; 32]);
-            }
-            seal_into(&mut m, &key, 0, &announcement);
-            m
+            let flags = FLAG_PSK | if identity { FLAG_IDENTITY } else { 0 };
+            let id = identity.then_some([0x44; 32]);
+            encode_resp(
+                "node-1",
+                "node-2",
+                &xid,
+                flags,
+                &[0x33; 32],
+                id.as_ref(),
+                &key,
+                0,
+                &announcement,
+            )
         };
-        let mut key_msg = begin(3, "node-1", "node-2", &xid);
-        seal_into(&mut key_msg, &key, 1, &announcement);
-        let mut ack = begin(4, "node-2", "node-1", &xid);
-        ack.extend_from_slice(&[0x5e; 16]);
-        seal_into(&mut ack, &key, 2, &announcement);
         let r = resp(false);
+        let mut unknown = init(FLAG_PSK, false, false);
+        unknown[1] = 9;
         vec![
-            seed("init_psk", init(FLAG_PSK, false)),
-            seed("init_identity", init(FLAG_PSK | FLAG_IDENTITY, true)),
-            seed("init_rekey", init(FLAG_CHAIN, false)),
-            seed("init_unknown_flag", init(0x80, false)),
+            seed("init_psk", init(FLAG_PSK, false, false)),
+            seed("init_identity", init(FLAG_PSK | FLAG_IDENTITY, true, false)),
+            seed("init_rekey", init(FLAG_REKEY, false, true)),
+            seed("init_unknown_flag", init(0x80, false, false)),
             seed("resp", r.clone()),
             seed("resp_identity", resp(true)),
             seed("resp_truncated", r[..r.len() - 1].to_vec()),
-            seed("key", key_msg),
-            seed("ack", ack),
             seed(
-                "refused_busy",
-                refused("node-2", "node-1", &xid, Refusal::Busy),
+                "key",
+                encode_key("node-1", "node-2", &xid, &key, 1, &announcement),
             ),
-            seed("ids_longer_than_message", vec![0xE2, 1, 255, b'a', 255]),
-            seed("unknown_type", begin(9, "a", "b", &xid)),
+            seed(
+                "ack",
+                encode_ack("node-1", "node-2", &xid, &key, 2, &[0x5e; 16]),
+            ),
+            seed("ids_longer_than_message", vec![0xE3, 1, 255, b'a', 255]),
+            seed("unknown_type", unknown),
         ]
     }
 

@@ -198,6 +198,20 @@ impl IdentityKey {
     pub fn fingerprint(&self) -> String {
         fingerprint(&self.public)
     }
+
+    /// The static-static X25519 secret with a peer's identity key (Noise's `ss`): only
+    /// the two holders of these identity secrets can compute it. Refuses low-order keys
+    /// and our own key.
+    pub fn agree_static(&self, peer_static: &[u8; PUBLIC_KEY_LEN]) -> Result<SharedSecret> {
+        if *peer_static == self.public {
+            return Err(Error::InvalidArgument(
+                "peer identity key is this node's own identity key".into(),
+            ));
+        }
+        let mut ikm = Zeroizing::new(Vec::with_capacity(PUBLIC_KEY_LEN));
+        dh_into(&self.secret, peer_static, &mut ikm)?;
+        Ok(SharedSecret(ikm))
+    }
 }
 
 /// Normalize a fingerprint typed by a person: 32 hex digits once spaces and ':' are
@@ -221,6 +235,13 @@ pub fn normalize_fingerprint(text: &str) -> Result<String> {
 /// The X25519 result(s) of one exchange. Zeroized on drop; `Debug` never shows it. Its
 /// only use is deriving session keys.
 pub struct SharedSecret(Zeroizing<Vec<u8>>);
+
+impl SharedSecret {
+    /// The raw secret, for a key derivation (never to be logged or stored).
+    pub(crate) fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
 
 impl std::fmt::Debug for SharedSecret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

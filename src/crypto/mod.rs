@@ -4,7 +4,6 @@
 //! bytes and back, and decides whether a message may be accepted.
 
 pub mod aead;
-pub mod control;
 pub mod envelope;
 pub mod group;
 pub mod handshake;
