@@ -29,6 +29,14 @@ impl Aead {
     /// `key` must be exactly 32 bytes (callers derive it, so this is an internal invariant).
     pub fn new(key: &[u8]) -> Aead {
         assert_eq!(key.len(), KEY_LEN, "AES-256 key must be 32 bytes");
+        let aead = Self::schedule(key);
+        // The schedule was built on the stack and moved here: wipe the copies left there.
+        crate::crypto::kdf::burn_stack();
+        aead
+    }
+
+    #[inline(never)]
+    fn schedule(key: &[u8]) -> Aead {
         let unbound = UnboundKey::new(&AES_256_GCM, key).expect("length checked above");
         Aead {
             key: MaybeUninit::new(LessSafeKey::new(unbound)),

@@ -20,13 +20,13 @@
 //! argument of `complete_key_exchange`, not configuration (PSKs, which are, use
 //! `Error::Config`). Both become `ValueError` in Python; neither message echoes the key.
 
-use hkdf::Hkdf;
 use rand_core::OsRng;
 use sha2::{Digest, Sha256};
 use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::Zeroizing;
 
 use crate::crypto::aead::{KEY_LEN, NONCE_LEN};
+use crate::crypto::kdf::hkdf_sha256;
 use crate::crypto::keys::{Psk, SessionKey};
 use crate::error::{Error, Result};
 
@@ -414,10 +414,13 @@ pub fn derive_keys(
         info.extend_from_slice(s_hi);
     }
 
-    let hk = Hkdf::<Sha256>::new(salt.map(|s| s.as_slice()), &shared.0);
     let mut okm = Zeroizing::new([0u8; 2 * HALF + 32]);
-    hk.expand(&info, okm.as_mut_slice())
-        .expect("120 bytes is a valid HKDF-SHA256 output length");
+    hkdf_sha256(
+        salt.map(|s| s.as_slice()),
+        &shared.0,
+        &info,
+        okm.as_mut_slice(),
+    );
     let (lo_to_hi, rest) = okm.split_at(HALF);
     let (hi_to_lo, chain_bytes) = rest.split_at(HALF);
     let (tx, rx) = if i_am_first {

@@ -10,11 +10,10 @@
 //! fresh and message counters can start at zero without two senders (or two runs of one
 //! sender) ever sharing a (key, nonce) pair.
 
-use hkdf::Hkdf;
-use sha2::Sha256;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::crypto::aead::{Aead, KEY_LEN, NONCE_LEN};
+use crate::crypto::kdf::hkdf_sha256;
 use crate::error::{Error, Result};
 
 /// Length of a pre-shared key in bytes (256 bits).
@@ -106,19 +105,15 @@ impl Psk {
     /// HKDF-SHA256(ikm = PSK, no salt, info = `label`). Labels must not collide with the
     /// ones above.
     pub(crate) fn derive_secret(&self, label: &[u8]) -> Zeroizing<[u8; 32]> {
-        let hk = Hkdf::<Sha256>::new(None, &self.bytes);
         let mut out = Zeroizing::new([0u8; 32]);
-        hk.expand(label, out.as_mut_slice())
-            .expect("32 bytes is a valid HKDF-SHA256 output length");
+        hkdf_sha256(None, &self.bytes, label, out.as_mut_slice());
         out
     }
 }
 
 fn derive_key_id(psk: &[u8; PSK_LEN]) -> KeyId {
-    let hk = Hkdf::<Sha256>::new(None, psk);
     let mut id = [0u8; KEY_ID_LEN];
-    hk.expand(LABEL_KEY_ID, &mut id)
-        .expect("4 bytes is a valid HKDF-SHA256 output length");
+    hkdf_sha256(None, psk, LABEL_KEY_ID, &mut id);
     KeyId(id)
 }
 
@@ -138,10 +133,8 @@ impl std::fmt::Debug for SessionKey {
 impl SessionKey {
     /// HKDF-SHA256(ikm, salt, info) -> key (32 bytes) || IV (12 bytes).
     pub fn derive(ikm: &[u8], salt: &[u8], info: &[u8]) -> SessionKey {
-        let hk = Hkdf::<Sha256>::new(Some(salt), ikm);
         let mut okm = Zeroizing::new([0u8; KEY_LEN + NONCE_LEN]);
-        hk.expand(info, okm.as_mut_slice())
-            .expect("44 bytes is a valid HKDF-SHA256 output length");
+        hkdf_sha256(Some(salt), ikm, info, okm.as_mut_slice());
         SessionKey::from_key_and_iv(&okm[..KEY_LEN], &okm[KEY_LEN..])
     }
 
@@ -275,9 +268,8 @@ mod tests {
         let ikm = [0x0b; 22];
         let salt: Vec<u8> = (0x00..=0x0c).collect();
         let info: Vec<u8> = (0xf0..=0xf9).collect();
-        let hk = Hkdf::<Sha256>::new(Some(&salt), &ikm);
         let mut okm = [0u8; 42];
-        hk.expand(&info, &mut okm).unwrap();
+        hkdf_sha256(Some(&salt), &ikm, &info, &mut okm);
         assert_eq!(
             hex::encode(okm),
             "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865"

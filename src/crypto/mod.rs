@@ -7,6 +7,7 @@ pub mod aead;
 pub mod envelope;
 pub mod group;
 pub mod handshake;
+pub mod kdf;
 pub mod keys;
 pub mod replay;
 pub mod session;

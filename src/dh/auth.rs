@@ -15,12 +15,11 @@
 //! WireGuard's handshake initiation, the MAC covers a timestamp that the responder
 //! requires to grow per peer, so a captured INIT cannot be replayed either.
 
-use hkdf::Hkdf;
 use ring::hmac;
-use sha2::Sha256;
 use zeroize::Zeroizing;
 
 use crate::crypto::handshake::SharedSecret;
+use crate::crypto::kdf::hkdf_sha256;
 use crate::dh::message::MAC_LEN;
 
 const LABEL_INIT: &[u8] = b"evospikenet/v2/init";
@@ -76,9 +75,7 @@ impl InitKey {
 
 fn expand(ikm: &[u8], info: &[u8]) -> Zeroizing<[u8; 32]> {
     let mut out = Zeroizing::new([0u8; 32]);
-    Hkdf::<Sha256>::new(None, ikm)
-        .expand(info, out.as_mut_slice())
-        .expect("32 bytes is a valid HKDF-SHA256 output length");
+    hkdf_sha256(None, ikm, info, out.as_mut_slice());
     out
 }
 
