@@ -1,7 +1,8 @@
 //! `ZenohConfig`: the Python face of `config::Config`.
 
 use pyo3::prelude::*;
-use pyo3::types::PyType;
+use pyo3::types::{PyString, PyType};
+use zeroize::Zeroizing;
 
 use crate::config::{Config, KeyExchange, SessionMode};
 use crate::crypto::handshake::IdentityKey;
@@ -20,10 +21,12 @@ pub fn parse_psk(psk: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Psk>> {
     if obj.is_none() {
         return Ok(None);
     }
-    if let Ok(text) = obj.extract::<String>() {
+    // The Rust copies of the key are wiped once parsed (Python's own objects are the
+    // caller's to manage).
+    if let Ok(text) = obj.extract::<String>().map(Zeroizing::new) {
         return Psk::from_hex(&text).map(Some).py();
     }
-    if let Ok(raw) = obj.extract::<Vec<u8>>() {
+    if let Ok(raw) = obj.extract::<Vec<u8>>().map(Zeroizing::new) {
         if !obj.is_instance_of::<pyo3::types::PyString>() {
             return Psk::from_bytes(&raw).map(Some).py();
         }
@@ -232,8 +235,9 @@ fn seconds_to_ms(name: &str, s: f64) -> PyResult<u64> {
 /// A new random identity key as 64 hex digits: keep it secret, give peers its
 /// fingerprint (`identity_fingerprint`).
 #[pyfunction]
-fn generate_identity_key() -> String {
-    IdentityKey::generate().secret_hex().to_string()
+fn generate_identity_key(py: Python<'_>) -> Bound<'_, PyString> {
+    // Straight from the zeroizing hex into the Python string: no unwiped Rust copy.
+    PyString::new(py, &IdentityKey::generate().secret_hex())
 }
 
 /// The fingerprint of the identity key `identity_key` (hex), to pin in trusted_peers.
