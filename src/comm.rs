@@ -4,7 +4,7 @@
 //! publish: payload bytes -> envelope seal (header, AAD = header + topic) -> zenoh put
 //! receive: zenoh sample -> envelope open (tag, then replay) -> handler
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,10 +18,10 @@ use crate::config::{validate_node_id, Config};
 use crate::crypto::envelope::Kind;
 use crate::crypto::group::GroupKeys;
 use crate::crypto::keys::Psk;
-use crate::crypto::now_ms;
 use crate::crypto::session::{KeyRing, Opened, Receiver, ReceiverPolicy, Sender};
 use crate::dh::KeyManager;
 use crate::error::{Error, Result};
+use crate::monitor::{Monitor, Stats, LOG_TARGET};
 use crate::transport::{QueryOutcome, Transport};
 
 /// User topics may not start with this: the key exchange lives there.
@@ -29,161 +29,6 @@ pub const RESERVED_TOPIC_PREFIX: &str = "security/";
 
 /// Pause before re-sending a request that no service answered.
 const REQUEST_RETRY: Duration = Duration::from_millis(50);
-
-/// `log` target of every record; Python sees it as the logger `evospikenet.zenoh_comm`.
-pub const LOG_TARGET: &str = "evospikenet::zenoh_comm";
-
-/// Counters of one communicator; all monotonic.
-#[derive(Default, Debug)]
-pub struct Stats {
-    pub published: AtomicU64,
-    pub received: AtomicU64,
-    pub bytes_sent: AtomicU64,
-    pub bytes_received: AtomicU64,
-    pub decrypt_failures: AtomicU64,
-    pub replays_rejected: AtomicU64,
-    pub decode_errors: AtomicU64,
-    pub dropped_by_callback_error: AtomicU64,
-    pub dropped_queue_full: AtomicU64,
-    pub key_exchanges: AtomicU64,
-    pub key_exchange_failures: AtomicU64,
-    pub rekeys: AtomicU64,
-}
-
-impl Stats {
-    /// (name, value) pairs, in a fixed order.
-    pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        vec![
-            ("published", get(&self.published)),
-            ("received", get(&self.received)),
-            ("bytes_sent", get(&self.bytes_sent)),
-            ("bytes_received", get(&self.bytes_received)),
-            ("decrypt_failures", get(&self.decrypt_failures)),
-            ("replays_rejected", get(&self.replays_rejected)),
-            ("decode_errors", get(&self.decode_errors)),
-            (
-                "dropped_by_callback_error",
-                get(&self.dropped_by_callback_error),
-            ),
-            ("dropped_queue_full", get(&self.dropped_queue_full)),
-            ("key_exchanges", get(&self.key_exchanges)),
-            ("key_exchange_failures", get(&self.key_exchange_failures)),
-            ("rekeys", get(&self.rekeys)),
-        ]
-    }
-
-    pub fn add(counter: &AtomicU64, n: u64) {
-        counter.fetch_add(n, Ordering::Relaxed);
-    }
-}
-
-/// A warning that an attacker can trigger at will is logged at most `BURST` times per
-/// `PERIOD_MS`; the next one logged says how many were suppressed.
-pub struct RateLimitedWarning {
-    state: Mutex<(u64, u32, u64)>, // (window start ms, logged in window, suppressed)
-    level: log::Level,
-}
-
-impl RateLimitedWarning {
-    const BURST: u32 = 5;
-    const PERIOD_MS: u64 = 10_000;
-
-    pub fn new() -> Self {
-        Self::with_level(log::Level::Warn)
-    }
-
-    /// The same limit for records of another level.
-    pub fn with_level(level: log::Level) -> Self {
-        RateLimitedWarning {
-            state: Mutex::new((0, 0, 0)),
-            level,
-        }
-    }
-
-    /// Whether a record may be logged now: `Some(number suppressed since the last one)`,
-    /// or `None` (this one is suppressed and counted).
-    pub fn admit(&self) -> Option<u64> {
-        let now = now_ms();
-        let mut s = self.state.lock();
-        if now.saturating_sub(s.0) >= Self::PERIOD_MS {
-            s.0 = now;
-            s.1 = 0;
-        }
-        if s.1 >= Self::BURST {
-            s.2 += 1;
-            return None;
-        }
-        s.1 += 1;
-        Some(std::mem::take(&mut s.2))
-    }
-
-    pub fn warn(&self, message: impl FnOnce() -> String) {
-        let Some(suppressed) = self.admit() else {
-            return;
-        };
-        if suppressed > 0 {
-            log::log!(target: LOG_TARGET, self.level, "{} ({suppressed} similar messages suppressed)", message());
-        } else {
-            log::log!(target: LOG_TARGET, self.level, "{}", message());
-        }
-    }
-}
-
-impl Default for RateLimitedWarning {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-/// Shared by every consumer of one communicator: counters and the drop warnings.
-#[derive(Default)]
-pub struct Monitor {
-    pub stats: Stats,
-    /// Limits the error records (with tracebacks) of user callbacks that raise: their
-    /// input may come from the network.
-    pub callback_failed: RateLimitedWarning,
-    decrypt_failed: RateLimitedWarning,
-    replay: RateLimitedWarning,
-    decode: RateLimitedWarning,
-    no_key_warned: AtomicBool,
-}
-
-impl Monitor {
-    /// Count and report a message that did not pass `Receiver::open`.
-    pub fn rejected(&self, topic: &str, err: &Error) {
-        match err {
-            Error::Replay => {
-                Stats::add(&self.stats.replays_rejected, 1);
-                self.replay.warn(|| {
-                    format!("Decryption failed for topic: {topic} (replayed or stale message)")
-                });
-            }
-            Error::NoKey => {
-                Stats::add(&self.stats.decrypt_failures, 1);
-                if !self.no_key_warned.swap(true, Ordering::Relaxed) {
-                    log::warn!(
-                        target: LOG_TARGET,
-                        "Decryption failed for topic: {topic} (encrypted traffic received, \
-                         but this node has no key: configure the same PSK on every node)"
-                    );
-                }
-            }
-            _ => {
-                Stats::add(&self.stats.decrypt_failures, 1);
-                self.decrypt_failed
-                    .warn(|| format!("Decryption failed for topic: {topic}"));
-            }
-        }
-    }
-
-    /// Count and report an authentic message whose payload could not be decoded.
-    pub fn undecodable(&self, topic: &str, why: &str) {
-        Stats::add(&self.stats.decode_errors, 1);
-        self.decode
-            .warn(|| format!("Undecodable payload dropped for topic: {topic}: {why}"));
-    }
-}
 
 /// One message that passed every check.
 #[derive(Debug)]

@@ -12,6 +12,7 @@ pub mod crypto;
 pub mod dh;
 pub mod error;
 pub mod kernels;
+pub mod monitor;
 #[cfg(feature = "transport")]
 pub mod transport;
 

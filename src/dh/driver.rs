@@ -16,7 +16,7 @@ use parking_lot::{Condvar, Mutex};
 use zenoh::liveliness::LivelinessToken;
 use zenoh::pubsub::Subscriber;
 
-use crate::comm::{Monitor, RateLimitedWarning, Stats, LOG_TARGET};
+use crate::monitor::{Monitor, RateLimitedWarning, Stats, LOG_TARGET};
 use crate::config::{validate_node_id, DhConfig, KeyExchange};
 use crate::crypto::group::GroupKeys;
 use crate::crypto::handshake::PUBLIC_KEY_LEN;

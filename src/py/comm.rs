@@ -11,10 +11,11 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
 use crate::codec::Format;
-use crate::comm::{Communicator, Message, RateLimitedWarning, Service, Stats, Subscription};
+use crate::comm::{Communicator, Message, Service, Subscription};
 use crate::config::Config;
 use crate::crypto::handshake::{parse_public_key, parse_public_key_hex};
 use crate::crypto::random_bytes;
+use crate::monitor::{RateLimitedWarning, Stats};
 use crate::py::codec;
 use crate::py::config::parse_psk;
 use crate::py::config::PyZenohConfig;

@@ -12,7 +12,8 @@ use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, SendTimeoutError, S
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
-use crate::comm::{Message, Monitor, Responder, Stats};
+use crate::comm::{Message, Responder};
+use crate::monitor::{Monitor, Stats};
 use crate::py::codec;
 use crate::py::runtime;
 
