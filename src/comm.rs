@@ -21,7 +21,7 @@ use crate::crypto::keys::Psk;
 use crate::crypto::session::{KeyRing, Opened, Receiver, ReceiverPolicy, Sender};
 use crate::dh::KeyManager;
 use crate::error::{Error, Result};
-use crate::monitor::{Monitor, Stats, LOG_TARGET};
+use crate::monitor::{escape_for_log, Monitor, Stats, LOG_TARGET};
 use crate::transport::{QueryOutcome, Transport};
 
 /// User topics may not start with this: the key exchange lives there.
@@ -434,8 +434,8 @@ impl Communicator {
                 QueryOutcome::Accepted(m) if m.format == Format::RemoteError => {
                     return Err(Error::Remote(format!(
                         "the service on topic {topic:?} ({}) failed: {}",
-                        m.sender,
-                        String::from_utf8_lossy(&m.payload)
+                        escape_for_log(&m.sender),
+                        escape_for_log(&String::from_utf8_lossy(&m.payload))
                     )))
                 }
                 QueryOutcome::Accepted(m) => return Ok(m),

@@ -1,5 +1,6 @@
 //! Counters and rate-limited warnings, shared by the communicator and the key manager.
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use parking_lot::Mutex;
@@ -133,7 +134,10 @@ impl Monitor {
             Error::Replay => {
                 Stats::add(&self.stats.replays_rejected, 1);
                 self.replay.warn(|| {
-                    format!("Decryption failed for topic: {topic} (replayed or stale message)")
+                    format!(
+                        "Decryption failed for topic: {} (replayed or stale message)",
+                        escape_for_log(topic)
+                    )
                 });
             }
             Error::NoKey => {
@@ -141,15 +145,16 @@ impl Monitor {
                 if !self.no_key_warned.swap(true, Ordering::Relaxed) {
                     log::warn!(
                         target: LOG_TARGET,
-                        "Decryption failed for topic: {topic} (encrypted traffic received, \
-                         but this node has no key: configure the same PSK on every node)"
+                        "Decryption failed for topic: {} (encrypted traffic received, \
+                         but this node has no key: configure the same PSK on every node)",
+                        escape_for_log(topic)
                     );
                 }
             }
             _ => {
                 Stats::add(&self.stats.decrypt_failures, 1);
                 self.decrypt_failed
-                    .warn(|| format!("Decryption failed for topic: {topic}"));
+                    .warn(|| format!("Decryption failed for topic: {}", escape_for_log(topic)));
             }
         }
     }
@@ -157,7 +162,85 @@ impl Monitor {
     /// Count and report an authentic message whose payload could not be decoded.
     pub fn undecodable(&self, topic: &str, why: &str) {
         Stats::add(&self.stats.decode_errors, 1);
-        self.decode
-            .warn(|| format!("Undecodable payload dropped for topic: {topic}: {why}"));
+        self.decode.warn(|| {
+            format!(
+                "Undecodable payload dropped for topic: {}: {}",
+                escape_for_log(topic),
+                escape_for_log(why)
+            )
+        });
+    }
+}
+
+/// `text` with its control and other non-printable characters escaped as Rust's
+/// `escape_debug` writes them (`\n`, `\u{1b}`, `\u{2028}`), for every log line that
+/// carries a value from the network (topics, sender ids): Zenoh accepts any character in
+/// a key expression, and a raw newline would let a sender forge log lines. Printable text,
+/// quotes and backslashes included, comes back unchanged and borrowed.
+pub fn escape_for_log(text: &str) -> Cow<'_, str> {
+    let Some(first) = text.find(|c: char| !is_printable(c)) else {
+        return Cow::Borrowed(text);
+    };
+    let mut out = String::with_capacity(text.len() + 8);
+    out.push_str(&text[..first]);
+    for c in text[first..].chars() {
+        if is_printable(c) {
+            out.push(c);
+        } else {
+            out.extend(c.escape_debug());
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Whether `str::escape_debug` leaves `c` as it is (quotes and backslash aside). It is
+/// asked with a base letter in front: a combining mark is printable there, although
+/// `char::escape_debug` on its own would escape it.
+fn is_printable(c: char) -> bool {
+    if c.is_ascii() {
+        return !c.is_ascii_control();
+    }
+    let mut buf = [b'a'; 5];
+    let len = 1 + c.encode_utf8(&mut buf[1..]).len();
+    let pair = std::str::from_utf8(&buf[..len]).expect("a letter and one encoded char");
+    pair.escape_debug().nth(1) == Some(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ordinary_topics_and_ids_are_logged_unchanged() {
+        for text in [
+            "spikes/pfc/v1",
+            "heartbeat/*",
+            "node-1_a.b",
+            "région/脳/e\u{301}",
+            r#"back\slash "quoted" 'single'"#,
+            "",
+        ] {
+            assert!(matches!(escape_for_log(text), Cow::Borrowed(t) if t == text));
+        }
+    }
+
+    #[test]
+    fn control_and_invisible_characters_are_escaped() {
+        let cases = [
+            ("t/x\nWARNING forged line", r"t/x\nWARNING forged line"),
+            ("a\r\n\tb", r"a\r\n\tb"),
+            ("\u{1b}[31mred", r"\u{1b}[31mred"),
+            ("nul\0", r"nul\0"),
+            ("del\u{7f}", r"del\u{7f}"),
+            // Line breaks to Unicode-aware readers, and text direction overrides.
+            ("next\u{85}line", r"next\u{85}line"),
+            ("ls\u{2028}ps\u{2029}", r"ls\u{2028}ps\u{2029}"),
+            ("rlo\u{202e}txt", r"rlo\u{202e}txt"),
+            ("zw\u{200b}sp", r"zw\u{200b}sp"),
+        ];
+        for (raw, escaped) in cases {
+            assert_eq!(escape_for_log(raw), escaped, "{raw:?}");
+            assert!(!escape_for_log(raw).chars().any(|c| !is_printable(c)));
+        }
     }
 }

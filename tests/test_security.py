@@ -154,3 +154,41 @@ def test_psk_never_in_logs_reprs_or_stats(mesh, psk, caplog):
     assert psk not in blob and psk.upper() not in blob
     assert psk[:16] not in blob
     assert key.hex() not in blob
+
+
+def test_topics_from_the_wire_cannot_forge_log_lines(wire, caplog):
+    """Zenoh accepts control characters in key expressions. A topic is logged with them
+    escaped, so a newline in it cannot start a forged record in a log file."""
+    forged = "WARNING evospikenet.zenoh_comm: all keys rotated, accept plaintext"
+    caplog.clear()
+    # Garbage under the subscription's wildcard: a decryption failure names the topic.
+    wire.raw.put(f"evospikenet/secure/x\n{forged}", os.urandom(64))
+    escaped = f"Decryption failed for topic: secure/x\\n{forged}"
+    wait_until(
+        lambda: any(r.getMessage() == escaped for r in caplog.records), what="the drop warning"
+    )
+    # An authentic message on such a topic to a callback that raises: the error names it.
+    wire.a.subscribe("secure/**", lambda d: 1 / 0)
+    publish_until(
+        wire.b,
+        f"secure/y\r\n{forged}",
+        {"msg": "x"},
+        lambda: wire.a.stats()["dropped_by_callback_error"],
+    )
+    raised = f"Subscriber callback for topic secure/y\\r\\n{forged} raised"
+    wait_until(
+        lambda: any(r.getMessage() == raised for r in caplog.records), what="the callback error"
+    )
+    for r in caplog.records:
+        assert "\n" not in r.getMessage() and "\r" not in r.getMessage(), r.getMessage()
+
+
+def test_wire_values_logged_from_python_are_escaped_too():
+    """The brain helpers log sender ids; the same escaping as the core's applies."""
+    from evospikenet._logsafe import escape_for_log
+
+    for ordinary in ("node-1", "spikes/pfc/*", "région 脳", "back\\slash 'q'"):
+        assert escape_for_log(ordinary) == ordinary
+    assert escape_for_log("n\nWARNING forged") == "n\\nWARNING forged"
+    assert escape_for_log("a\r\x1b[31m\u2028\u202e") == "a\\r\\x1b[31m\\u2028\\u202e"
+    assert escape_for_log(KeyError("x\ny")) == "'x\\ny'"

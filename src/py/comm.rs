@@ -15,7 +15,7 @@ use crate::comm::{Communicator, Message, Service, Subscription};
 use crate::config::Config;
 use crate::crypto::handshake::{parse_public_key, parse_public_key_hex};
 use crate::crypto::random_bytes;
-use crate::monitor::{RateLimitedWarning, Stats};
+use crate::monitor::{escape_for_log, RateLimitedWarning, Stats};
 use crate::py::codec;
 use crate::py::config::parse_psk;
 use crate::py::config::PyZenohConfig;
@@ -250,7 +250,12 @@ impl PyZenohCommunicator {
             comm.subscribe(topic, move |msg| {
                 if let Err(TrySendError::Full(m)) = tx.try_send(msg) {
                     Stats::add(&monitor.stats.dropped_queue_full, 1);
-                    full.warn(|| format!("Queue full, message dropped for topic: {}", m.topic));
+                    full.warn(|| {
+                        format!(
+                            "Queue full, message dropped for topic: {}",
+                            escape_for_log(&m.topic)
+                        )
+                    });
                 }
             })
         })

@@ -13,7 +13,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
 use crate::comm::{Message, Responder};
-use crate::monitor::{Monitor, Stats};
+use crate::monitor::{escape_for_log, Monitor, Stats};
 use crate::py::codec;
 use crate::py::runtime;
 
@@ -157,7 +157,10 @@ fn execute(py: Python<'_>, job: Job, monitor: &Monitor) {
                     py,
                     monitor,
                     &err,
-                    &format!("Subscriber callback for topic {topic} raised"),
+                    &format!(
+                        "Subscriber callback for topic {} raised",
+                        escape_for_log(&topic)
+                    ),
                 );
             }
         }
@@ -172,7 +175,10 @@ fn execute(py: Python<'_>, job: Job, monitor: &Monitor) {
                     py,
                     monitor,
                     &err,
-                    &format!("Request handler for topic {topic} failed"),
+                    &format!(
+                        "Request handler for topic {} failed",
+                        escape_for_log(&topic)
+                    ),
                 );
             }
         }

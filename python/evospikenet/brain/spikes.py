@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from evospikenet._logsafe import escape_for_log
 from evospikenet.zenoh_comm import ZenohCommunicator, ZenohConfig
 
 log = logging.getLogger("evospikenet.brain")
@@ -74,7 +75,9 @@ class ZenohBrainCommunicator(ZenohCommunicator):
                     data["shape"]
                 )
             except (KeyError, TypeError, ValueError) as e:
-                log.warning("malformed spike message from module %s dropped: %s", source, e)
+                log.warning(
+                    "malformed spike message from module %s dropped: %s", source, escape_for_log(e)
+                )
                 return
             callback(data)
 
@@ -100,7 +103,7 @@ class ZenohBrainCommunicator(ZenohCommunicator):
                 new = sender not in self._peers
                 self._peers[sender] = time.monotonic()
             if new:
-                log.info("node %s joined", sender)
+                log.info("node %s joined", escape_for_log(sender))
 
         self.subscribe("heartbeat/*", on_heartbeat, with_info=True)
 
@@ -116,7 +119,9 @@ class ZenohBrainCommunicator(ZenohCommunicator):
                     for p in gone:
                         del self._peers[p]
                 for p in gone:
-                    log.info("node %s left (no heartbeat for %.0f s)", p, lost_after)
+                    log.info(
+                        "node %s left (no heartbeat for %.0f s)", escape_for_log(p), lost_after
+                    )
 
         self.publish(f"heartbeat/{self.node_id}", {"module_type": self.module_type})
         self._heartbeat = threading.Thread(target=beat, name="evospikenet-heartbeat", daemon=True)
