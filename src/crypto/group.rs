@@ -1,8 +1,9 @@
 //! DH mode's one-to-many keys. Each node seals its publications with a random *sender
 //! key* of its own (one encryption per publish, whatever the number of subscribers) and
 //! hands it to every peer over the pairwise channel of an X25519 exchange. A rekey draws a
-//! new sender key; receivers erase a sender's older keys a grace period after the newer
-//! one is first used, so an erased epoch cannot be opened from the node's state.
+//! new sender key; receivers erase a sender's older keys a grace period after a message
+//! under the newer one first authenticates, so an erased epoch cannot be opened from the
+//! node's state.
 //!
 //! ```text
 //! announcement = session id [16] || session start ms u64be || AES key [32] || IV [12]
@@ -97,7 +98,8 @@ struct Entry {
     session_id: [u8; SESSION_ID_LEN],
     start_ms: u64,
     key: Arc<SessionKey>,
-    /// Set the first time a message under this key opens: the sender has switched to it.
+    /// Set the first time a message under this key authenticates: the sender has
+    /// switched to it.
     used: AtomicBool,
     /// When this key is erased (ms since the epoch); 0 while it has no end.
     retire_at_ms: AtomicU64,
@@ -153,23 +155,39 @@ impl GroupKeys {
         true
     }
 
-    /// The key of `sender`'s session `session_id`, unless unknown or erased. The first
-    /// lookup of a key starts the grace period of that sender's older keys.
+    /// The key of `sender`'s session `session_id`, unless unknown or erased. Changes
+    /// nothing: the message it is asked for has not authenticated yet.
     pub fn lookup(
         &self,
         sender: &str,
         session_id: &[u8; SESSION_ID_LEN],
     ) -> Option<Arc<SessionKey>> {
         let senders = self.senders.read();
-        let entries = senders.get(sender)?;
-        let entry = entries.iter().find(|e| &e.session_id == session_id)?;
-        let now = now_ms();
+        let entry = senders
+            .get(sender)?
+            .iter()
+            .find(|e| &e.session_id == session_id)?;
         let retire = entry.retire_at_ms.load(Ordering::Relaxed);
-        if retire != 0 && retire <= now {
+        if retire != 0 && retire <= now_ms() {
             return None;
         }
+        Some(entry.key.clone())
+    }
+
+    /// Record that a message under `sender`'s key `session_id` authenticated: the sender
+    /// has switched to it, so the first such call starts the grace period of that
+    /// sender's older keys. Call only after the tag verified, or a forged packet naming a
+    /// newer session would erase keys still in use.
+    pub fn mark_used(&self, sender: &str, session_id: &[u8; SESSION_ID_LEN]) {
+        let senders = self.senders.read();
+        let Some(entries) = senders.get(sender) else {
+            return;
+        };
+        let Some(entry) = entries.iter().find(|e| &e.session_id == session_id) else {
+            return;
+        };
         if !entry.used.swap(true, Ordering::Relaxed) {
-            let at = now + self.grace_ms.load(Ordering::Relaxed);
+            let at = now_ms() + self.grace_ms.load(Ordering::Relaxed);
             for older in entries.iter().filter(|e| e.start_ms < entry.start_ms) {
                 let _ = older.retire_at_ms.compare_exchange(
                     0,
@@ -179,7 +197,6 @@ impl GroupKeys {
                 );
             }
         }
-        Some(entry.key.clone())
     }
 
     /// Erase every key whose grace period is over.
@@ -270,15 +287,24 @@ mod tests {
         assert!(!table.install("n", &old));
         assert!(table.install("n", &new));
         assert!(table.lookup("n", &old.session_id).is_some());
+        table.mark_used("n", &old.session_id);
         // Installing alone retires nothing: the sender may still seal with the old key.
         table.sweep();
         assert_eq!(table.sessions_of("n").len(), 2);
+        // Nor does looking the newer key up (the message asking has not authenticated).
         assert!(table.lookup("n", &new.session_id).is_some());
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        assert!(table.lookup("n", &old.session_id).is_some());
+        table.mark_used("n", &new.session_id);
         std::thread::sleep(std::time::Duration::from_millis(2));
         assert!(table.lookup("n", &old.session_id).is_none());
         table.sweep();
         assert_eq!(table.sessions_of("n"), vec![new.session_id]);
         assert!(table.lookup("m", &new.session_id).is_none());
+        // Unknown senders and sessions are ignored.
+        table.mark_used("m", &new.session_id);
+        table.mark_used("n", &old.session_id);
+        assert_eq!(table.sessions_of("n"), vec![new.session_id]);
     }
 
     #[test]

@@ -349,7 +349,8 @@ impl Receiver {
     ///
     /// Errors: `Authentication` (malformed, wrong key, tampered, wrong kind, plaintext
     /// while we hold a key), `NoKey` (encrypted while we hold none), `Replay` (authentic
-    /// but already seen, too old, or from a retired session).
+    /// but already seen, too old, or from a retired session). Nothing changes before the
+    /// tag verified.
     pub fn open(&self, msg: &[u8], topic: &str, binding: &[u8], kind: Kind) -> Result<Opened> {
         let (header, header_len) = Header::parse(msg)?;
         if header.kind != kind {
@@ -386,6 +387,11 @@ impl Receiver {
         let mut plaintext = envelope::open(msg, header_len, header.counter, topic, binding, &key)?;
         // Authentic from here on: only now may the replay state change.
         self.accept(&header, cache.then_some(key))?;
+        if header.mode == Mode::Dh {
+            if let Some(group) = group {
+                group.mark_used(header.sender, &header.session_id);
+            }
+        }
         let (format, len) = envelope::split_format(&plaintext)?;
         plaintext.truncate(len);
         Ok(Opened {
@@ -763,6 +769,53 @@ mod tests {
         for session in 1..=SESSIONS_PER_SENDER as u8 {
             rx.open(&msg(session, 1), "t", b"", Kind::Publish).unwrap();
         }
+    }
+
+    /// Two DH sender keys of "n", `old` drawn first, both installed in an enabled table.
+    fn two_epochs(grace_ms: u64) -> (Arc<GroupKeys>, GroupSecret, GroupSecret) {
+        let group = Arc::new(GroupKeys::new(grace_ms));
+        group.enable();
+        let old = GroupSecret::generate();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let new = GroupSecret::generate();
+        assert!(group.install("n", &old) && group.install("n", &new));
+        (group, old, new)
+    }
+
+    fn dh_sender(secret: &GroupSecret) -> Sender {
+        let tx = Sender::new("n", ring(None));
+        tx.use_group_key(secret);
+        tx
+    }
+
+    #[test]
+    fn a_forged_packet_naming_a_newer_sender_key_retires_nothing() {
+        let (group, old, new) = two_epochs(0);
+        let rx = Receiver::with_group(ring(None), group.clone(), ReceiverPolicy::default());
+        let (old_tx, new_tx) = (dh_sender(&old), dh_sender(&new));
+        rx.open(&seal(&old_tx, "t", b"1"), "t", b"", Kind::Publish)
+            .unwrap();
+        let genuine = seal(&new_tx, "t", b"new");
+        let mut junk = genuine.clone();
+        *junk.last_mut().unwrap() ^= 1; // the tag no longer verifies
+        assert!(matches!(
+            rx.open(&junk, "t", b"", Kind::Publish),
+            Err(Error::Authentication)
+        ));
+        std::thread::sleep(std::time::Duration::from_millis(3));
+        group.sweep();
+        assert_eq!(group.sessions_of("n").len(), 2);
+        rx.open(&seal(&old_tx, "t", b"2"), "t", b"", Kind::Publish)
+            .unwrap();
+        // The genuine message under the newer key does start the older key's grace (0).
+        rx.open(&genuine, "t", b"", Kind::Publish).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(3));
+        assert!(matches!(
+            rx.open(&seal(&old_tx, "t", b"3"), "t", b"", Kind::Publish),
+            Err(Error::Authentication)
+        ));
+        group.sweep();
+        assert_eq!(group.sessions_of("n"), vec![new.session_id]);
     }
 
     #[test]
