@@ -30,6 +30,8 @@ const KEYS_PER_SENDER: usize = 4;
 /// One epoch of a node's sender key. Zeroized on drop; `Debug` never shows the key.
 pub struct GroupSecret {
     pub session_id: [u8; SESSION_ID_LEN],
+    /// When the key was drawn: orders a sender's epochs (the newer retires the older). The
+    /// messages sealed with it count their time from when the sender switched to it.
     pub start_ms: u64,
     material: Zeroizing<[u8; KEY_LEN + NONCE_LEN]>,
 }

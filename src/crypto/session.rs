@@ -154,11 +154,13 @@ struct SendSession {
 }
 
 impl SendSession {
-    /// A DH-mode session sealing with the sender key `group`.
+    /// A DH-mode session sealing with the sender key `group`, from now on. Its timestamps
+    /// count from this switch, not from when the key was drawn: handing a new key to every
+    /// peer can take a while, and messages must not look that much older than they are.
     fn from_group(group: &GroupSecret) -> SendSession {
         SendSession {
             id: group.session_id,
-            start_ms: group.start_ms,
+            start_ms: now_ms(),
             started: Instant::now(),
             counter: AtomicU64::new(0),
             mode: Mode::Dh,
@@ -816,6 +818,31 @@ mod tests {
         ));
         group.sweep();
         assert_eq!(group.sessions_of("n"), vec![new.session_id]);
+    }
+
+    #[test]
+    fn a_sender_key_drawn_long_before_its_use_is_fresh_when_used() {
+        // As after a slow rekey: the key was drawn ten minutes before the switch to it.
+        let mut announcement = GroupSecret::generate().announcement().to_vec();
+        let drawn = now_ms() - 600_000;
+        announcement[SESSION_ID_LEN..SESSION_ID_LEN + 8].copy_from_slice(&drawn.to_be_bytes());
+        let secret = GroupSecret::from_announcement(&announcement).unwrap();
+        let group = Arc::new(GroupKeys::new(5_000));
+        group.enable();
+        group.install("n", &secret);
+        let policy = ReceiverPolicy {
+            freshness_ms: 1_000,
+            session_grace_ms: 5_000,
+        };
+        let rx = Receiver::with_group(ring(None), group, policy);
+        let tx = dh_sender(&secret);
+        let m = seal(&tx, "t", b"now");
+        let (header, _) = Header::parse(&m).unwrap();
+        assert!(header.session_start_ms >= drawn + 600_000);
+        assert_eq!(
+            rx.open(&m, "t", b"", Kind::Publish).unwrap().payload,
+            b"now"
+        );
     }
 
     #[test]
