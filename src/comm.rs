@@ -18,7 +18,7 @@ use crate::config::{validate_node_id, Config};
 use crate::crypto::envelope::Kind;
 use crate::crypto::group::GroupKeys;
 use crate::crypto::keys::Psk;
-use crate::crypto::session::{KeyRing, Opened, Receiver, ReceiverPolicy, Sender};
+use crate::crypto::session::{KeyRing, NodeHistory, Opened, Receiver, ReceiverPolicy, Sender};
 use crate::dh::KeyManager;
 use crate::error::{Error, Result};
 use crate::monitor::{escape_for_log, Monitor, Stats, LOG_TARGET};
@@ -141,6 +141,10 @@ pub struct Communicator {
     key_manager: Arc<KeyManager>,
     sender: Arc<Sender>,
     policy: ReceiverPolicy,
+    /// What this node's subscriptions and services accepted: each new one starts from
+    /// it, so a replay is refused node-wide, not only by the consumer that saw the
+    /// original.
+    history: Arc<NodeHistory>,
     replies: Receiver,
     monitor: Arc<Monitor>,
     /// Every live subscription and service, so they keep running when the caller drops
@@ -187,6 +191,7 @@ impl Communicator {
             sender,
             replies: Receiver::with_group(keys.clone(), group.clone(), config.policy),
             policy: config.policy,
+            history: Arc::new(NodeHistory::default()),
             keys,
             group,
             key_manager,
@@ -322,7 +327,12 @@ impl Communicator {
     ) -> Result<Arc<Subscription>> {
         self.check_open()?;
         let key = self.key_expr(topic, true)?;
-        let receiver = Receiver::with_group(self.keys.clone(), self.group.clone(), self.policy);
+        let receiver = Receiver::for_node(
+            self.keys.clone(),
+            self.group.clone(),
+            self.policy,
+            &self.history,
+        );
         let monitor = self.monitor.clone();
         let prefix = self.prefix.clone();
         let subscriber = self.transport.subscribe(&key, move |sample| {
@@ -356,7 +366,12 @@ impl Communicator {
     ) -> Result<Arc<Service>> {
         self.check_open()?;
         let key = self.key_expr(topic, true)?;
-        let receiver = Receiver::with_group(self.keys.clone(), self.group.clone(), self.policy);
+        let receiver = Receiver::for_node(
+            self.keys.clone(),
+            self.group.clone(),
+            self.policy,
+            &self.history,
+        );
         let monitor = self.monitor.clone();
         let sender = self.sender.clone();
         let prefix = self.prefix.clone();

@@ -192,3 +192,45 @@ def test_wire_values_logged_from_python_are_escaped_too():
     assert escape_for_log("n\nWARNING forged") == "n\\nWARNING forged"
     assert escape_for_log("a\r\x1b[31m\u2028\u202e") == "a\\r\\x1b[31m\\u2028\\u202e"
     assert escape_for_log(KeyError("x\ny")) == "'x\\ny'"
+
+
+def test_a_subscription_declared_later_does_not_deliver_a_replay(mesh, raw_zenoh, psk):
+    """Replay protection is per node: a subscription declared after a message was
+    delivered refuses that message when an attacker puts it on the wire again."""
+    b = mesh.node("receiver", psk)
+    a = mesh.node("sender", psk)
+    raw = raw_zenoh()
+    raw.capture("**")
+    first: list = []
+    b.subscribe("t", first.append)
+    publish_until(a, "t", "warm-up", lambda: first)
+
+    def counter(msg: bytes) -> int:
+        # The header's last field (see src/crypto/envelope.rs): the sender's message count.
+        at = 8 + msg[7] + 16 + 8 + 4
+        return int.from_bytes(msg[at : at + 8], "big")
+
+    # Once b's subscription is routed, one marked message that b delivers; the raw
+    # client's copy is the one with the sender's last counter.
+    a.publish("t", "marked")
+    wait_until(lambda: "marked" in first, what="the marked message")
+    marked = a.stats()["published"] - 1
+    replay = wait_until(
+        lambda: next(
+            (p for k, p in raw.captured if k == "evospikenet/t" and counter(p) == marked), None
+        ),
+        what="the capture",
+    )
+
+    second: list = []
+    b.subscribe("t", second.append)
+    before = b.stats()["replays_rejected"]
+    raw.put("evospikenet/t", replay)
+    wait_until(
+        lambda: b.stats()["replays_rejected"] >= before + 2,
+        what="both subscriptions to refuse the replay",
+    )
+    # The new subscription works, and so does the first.
+    publish_until(a, "t", "fresh", lambda: "fresh" in second and "fresh" in first)
+    assert set(second) == {"fresh"}
+    assert first.count("marked") == 1

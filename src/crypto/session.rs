@@ -1,6 +1,8 @@
 //! Per-sender sessions: sealing with a fresh key per communicator instance, and on the
 //! receiving side deciding which messages to accept (key lookup, freshness, session
-//! order, replay window).
+//! order, replay window). Replay state is per node: every consumer starts from what the
+//! node already accepted (`NodeHistory`), so a subscription declared later does not
+//! deliver a captured message again.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -294,6 +296,7 @@ pub struct Opened {
     pub payload: Vec<u8>,
 }
 
+#[derive(Clone)]
 struct RecvSession {
     id: [u8; SESSION_ID_LEN],
     start_ms: u64,
@@ -305,7 +308,7 @@ struct RecvSession {
     retire_at_ms: Option<u64>,
 }
 
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct SenderHistory {
     newest_start_ms: u64,
     /// The latest start time of a session dropped from a full table: an unknown session
@@ -314,12 +317,119 @@ struct SenderHistory {
     sessions: Vec<RecvSession>,
 }
 
+/// What a receiver remembers of the senders it accepted messages from: their sessions,
+/// replay windows, and the session keys it derived from PSKs.
+#[derive(Clone, Default)]
+struct ReplayHistory {
+    senders: HashMap<String, SenderHistory>,
+}
+
+impl ReplayHistory {
+    /// The cached key of the session `header` names, if any.
+    fn cached_key(&self, header: &Header<'_>) -> Option<Arc<SessionKey>> {
+        self.senders
+            .get(header.sender)?
+            .sessions
+            .iter()
+            .find(|s| s.id == header.session_id && s.key_id == header.key_id)
+            .and_then(|s| s.key.clone())
+    }
+
+    /// Record the authentic, fresh message `header` unless it is a replay or comes from a
+    /// session older than the sender's newest.
+    fn accept(
+        &mut self,
+        header: &Header<'_>,
+        key: Option<Arc<SessionKey>>,
+        grace_ms: u64,
+        now: u64,
+    ) -> Result<()> {
+        if !self.senders.contains_key(header.sender) {
+            self.senders
+                .insert(header.sender.to_owned(), SenderHistory::default());
+        }
+        let history = self.senders.get_mut(header.sender).expect("inserted above");
+        history
+            .sessions
+            .retain(|s| s.retire_at_ms.is_none_or(|t| t > now));
+        if let Some(s) = history
+            .sessions
+            .iter_mut()
+            .find(|s| s.id == header.session_id)
+        {
+            return if s.window.accept(header.counter) {
+                Ok(())
+            } else {
+                Err(Error::Replay)
+            };
+        }
+        // A session we do not know: either the sender's newest, or an old one replayed.
+        // Start times can tie (instances of one node id started in the same millisecond),
+        // so one that ties with an evicted session is refused too: failing closed costs a
+        // session only when more than `SESSIONS_PER_SENDER` start within one millisecond.
+        if header.session_start_ms < history.newest_start_ms
+            || history
+                .evicted_start_ms
+                .is_some_and(|t| header.session_start_ms <= t)
+        {
+            return Err(Error::Replay);
+        }
+        if header.session_start_ms > history.newest_start_ms {
+            let retire_at = now + grace_ms;
+            for s in &mut history.sessions {
+                s.retire_at_ms.get_or_insert(retire_at);
+            }
+            history.newest_start_ms = header.session_start_ms;
+        }
+        if history.sessions.len() >= SESSIONS_PER_SENDER {
+            let oldest = (0..history.sessions.len())
+                .min_by_key(|&i| history.sessions[i].start_ms)
+                .expect("not empty");
+            let evicted = history.sessions.swap_remove(oldest).start_ms;
+            history.evicted_start_ms = history.evicted_start_ms.max(Some(evicted));
+        }
+        let mut window = ReplayWindow::default();
+        window.accept(header.counter);
+        history.sessions.push(RecvSession {
+            id: header.session_id,
+            start_ms: header.session_start_ms,
+            key_id: header.key_id,
+            key,
+            window,
+            retire_at_ms: None,
+        });
+        Ok(())
+    }
+}
+
+/// Everything a node's consumers accepted. A consumer declared later starts from a copy,
+/// so it refuses what the node already delivered; consumers declared together each keep
+/// their own history too, so a message that matches two subscriptions reaches both.
+#[derive(Default)]
+pub struct NodeHistory {
+    history: Mutex<ReplayHistory>,
+}
+
+impl NodeHistory {
+    /// A copy to start a new consumer's history from.
+    fn snapshot(&self) -> ReplayHistory {
+        self.history.lock().clone()
+    }
+
+    /// Add a message that one of the node's consumers accepted (another may have already).
+    fn record(&self, header: &Header<'_>, key: Option<Arc<SessionKey>>, grace_ms: u64, now: u64) {
+        let _ = self.history.lock().accept(header, key, grace_ms, now);
+    }
+}
+
 /// Decides which messages one consumer (a subscription, a queryable) accepts.
 pub struct Receiver {
     keys: Arc<KeyRing>,
     group: Option<Arc<GroupKeys>>,
     policy: ReceiverPolicy,
-    senders: Mutex<HashMap<String, SenderHistory>>,
+    history: Mutex<ReplayHistory>,
+    /// The node's history, which this consumer started from and adds to.
+    node: Option<Arc<NodeHistory>>,
 }
 
 impl Receiver {
@@ -328,7 +438,8 @@ impl Receiver {
             keys,
             group: None,
             policy,
-            senders: Mutex::new(HashMap::new()),
+            history: Mutex::new(ReplayHistory::default()),
+            node: None,
         }
     }
 
@@ -340,10 +451,23 @@ impl Receiver {
         policy: ReceiverPolicy,
     ) -> Receiver {
         Receiver {
-            keys,
             group: Some(group),
-            policy,
-            senders: Mutex::new(HashMap::new()),
+            ..Receiver::new(keys, policy)
+        }
+    }
+
+    /// A consumer of a node whose accepted messages are in `node`: it refuses those as
+    /// replays, and adds what it accepts.
+    pub fn for_node(
+        keys: Arc<KeyRing>,
+        group: Arc<GroupKeys>,
+        policy: ReceiverPolicy,
+        node: &Arc<NodeHistory>,
+    ) -> Receiver {
+        Receiver {
+            history: Mutex::new(node.snapshot()),
+            node: Some(node.clone()),
+            ..Receiver::with_group(keys, group, policy)
         }
     }
 
@@ -372,19 +496,22 @@ impl Receiver {
                     .ok_or(Error::Authentication)?;
                 (key, false)
             }
-            (Mode::Psk, true) => match self.cached_key(&header) {
-                Some(key) => (key, true),
-                None => {
-                    let psk = self
-                        .keys
-                        .by_id(header.key_id)
-                        .ok_or(Error::Authentication)?;
-                    (
-                        Arc::new(psk.sender_key(&header.session_id, header.sender)),
-                        true,
-                    )
+            (Mode::Psk, true) => {
+                let cached = self.history.lock().cached_key(&header);
+                match cached {
+                    Some(key) => (key, true),
+                    None => {
+                        let psk = self
+                            .keys
+                            .by_id(header.key_id)
+                            .ok_or(Error::Authentication)?;
+                        (
+                            Arc::new(psk.sender_key(&header.session_id, header.sender)),
+                            true,
+                        )
+                    }
                 }
-            },
+            }
         };
         let mut plaintext = envelope::open(msg, header_len, header.counter, topic, binding, &key)?;
         // Authentic from here on: only now may the replay state change.
@@ -407,16 +534,6 @@ impl Receiver {
         })
     }
 
-    fn cached_key(&self, header: &Header<'_>) -> Option<Arc<SessionKey>> {
-        let senders = self.senders.lock();
-        senders
-            .get(header.sender)?
-            .sessions
-            .iter()
-            .find(|s| s.id == header.session_id && s.key_id == header.key_id)
-            .and_then(|s| s.key.clone())
-    }
-
     fn accept(&self, header: &Header<'_>, key: Option<Arc<SessionKey>>) -> Result<()> {
         let now = now_ms();
         let ts = header.timestamp_ms();
@@ -425,60 +542,13 @@ impl Receiver {
         {
             return Err(Error::Replay);
         }
-        let mut senders = self.senders.lock();
-        if !senders.contains_key(header.sender) {
-            senders.insert(header.sender.to_owned(), SenderHistory::default());
+        let grace = self.policy.session_grace_ms;
+        self.history
+            .lock()
+            .accept(header, key.clone(), grace, now)?;
+        if let Some(node) = &self.node {
+            node.record(header, key, grace, now);
         }
-        let history = senders.get_mut(header.sender).expect("inserted above");
-        history
-            .sessions
-            .retain(|s| s.retire_at_ms.is_none_or(|t| t > now));
-        if let Some(s) = history
-            .sessions
-            .iter_mut()
-            .find(|s| s.id == header.session_id)
-        {
-            return if s.window.accept(header.counter) {
-                Ok(())
-            } else {
-                Err(Error::Replay)
-            };
-        }
-        // A session we do not know: either the sender's newest, or an old one replayed.
-        // Start times can tie (instances of one node id started in the same millisecond),
-        // so one that ties with an evicted session is refused too: failing closed costs a
-        // session only when more than `SESSIONS_PER_SENDER` start within one millisecond.
-        if header.session_start_ms < history.newest_start_ms
-            || history
-                .evicted_start_ms
-                .is_some_and(|t| header.session_start_ms <= t)
-        {
-            return Err(Error::Replay);
-        }
-        if header.session_start_ms > history.newest_start_ms {
-            let retire_at = now + self.policy.session_grace_ms;
-            for s in &mut history.sessions {
-                s.retire_at_ms.get_or_insert(retire_at);
-            }
-            history.newest_start_ms = header.session_start_ms;
-        }
-        if history.sessions.len() >= SESSIONS_PER_SENDER {
-            let oldest = (0..history.sessions.len())
-                .min_by_key(|&i| history.sessions[i].start_ms)
-                .expect("not empty");
-            let evicted = history.sessions.swap_remove(oldest).start_ms;
-            history.evicted_start_ms = history.evicted_start_ms.max(Some(evicted));
-        }
-        let mut window = ReplayWindow::default();
-        window.accept(header.counter);
-        history.sessions.push(RecvSession {
-            id: header.session_id,
-            start_ms: header.session_start_ms,
-            key_id: header.key_id,
-            key,
-            window,
-            retire_at_ms: None,
-        });
         Ok(())
     }
 }
@@ -843,6 +913,44 @@ mod tests {
             rx.open(&m, "t", b"", Kind::Publish).unwrap().payload,
             b"now"
         );
+    }
+
+    #[test]
+    fn a_consumer_started_later_refuses_what_the_node_already_accepted() {
+        let keys = ring(Some(PSK));
+        let group = Arc::new(GroupKeys::new(5_000));
+        let node = Arc::new(NodeHistory::default());
+        let consumer = || {
+            Receiver::for_node(
+                keys.clone(),
+                group.clone(),
+                ReceiverPolicy::default(),
+                &node,
+            )
+        };
+        let tx = Sender::new("n", keys.clone());
+        let first = consumer();
+        let m1 = seal(&tx, "t", b"1");
+        first.open(&m1, "t", b"", Kind::Publish).unwrap();
+        let second = consumer();
+        assert!(matches!(
+            second.open(&m1, "t", b"", Kind::Publish),
+            Err(Error::Replay)
+        ));
+        // A message both match reaches each once.
+        let m2 = seal(&tx, "t", b"2");
+        first.open(&m2, "t", b"", Kind::Publish).unwrap();
+        second.open(&m2, "t", b"", Kind::Publish).unwrap();
+        for rx in [&first, &second, &consumer()] {
+            assert!(matches!(
+                rx.open(&m2, "t", b"", Kind::Publish),
+                Err(Error::Replay)
+            ));
+        }
+        // Receivers of their own (`Receiver::new`) know nothing of the node.
+        Receiver::new(keys.clone(), ReceiverPolicy::default())
+            .open(&m1, "t", b"", Kind::Publish)
+            .unwrap();
     }
 
     #[test]
