@@ -462,3 +462,44 @@ def test_psk_mode_rotation_loses_nothing(mesh, psk):
     assert 99999 not in late
     with pytest.raises(ValueError, match="psk"):
         mesh.node("node-4").rotate_psk(new)
+
+
+def test_a_dh_node_accepts_no_psk_mode_data(mesh, psk):
+    """A PSK holder in PSK mode cannot speak for a node that a DH-mode node authenticated
+    by its pinned identity key."""
+    keys = {n: generate_identity_key() for n in ("node-1", "node-2")}
+    fps = {n: identity_fingerprint(k) for n, k in keys.items()}
+    b = mesh.node(
+        "node-2",
+        psk=psk,
+        key_exchange="auto",
+        identity_key=keys["node-2"],
+        trusted_peers={"node-1": fps["node-1"]},
+    )
+    a = mesh.node(
+        "node-1",
+        psk=psk,
+        key_exchange="auto",
+        identity_key=keys["node-1"],
+        trusted_peers={"node-2": fps["node-2"]},
+    )
+    b.wait_for_session("node-1")
+    a.wait_for_session("node-2")
+    got = collect(b, "t")
+    publish_until(a, "t", "genuine", lambda: got)
+    assert got[0] == ("node-1", "genuine")
+    # Same PSK, PSK mode, claiming node-1's id; linked to node-2 (the mesh's first node).
+    forger = mesh.node("node-1", psk=psk)
+    before = b.stats()["decrypt_failures"]
+    wait_until(
+        lambda: (forger.publish("t", "forged"), b.stats()["decrypt_failures"] > before)[1],
+        what="node-2 to refuse the forger's traffic",
+    )
+    refused = b.stats()["decrypt_failures"]
+    for i in range(10):
+        forger.publish("t", f"forged-{i}")
+    wait_until(lambda: b.stats()["decrypt_failures"] >= refused + 10, what="10 more refusals")
+    assert not [d for _, d in got if d.startswith("forged")]
+    got.clear()
+    publish_until(a, "t", "still genuine", lambda: got)
+    assert all(s == "node-1" and d == "still genuine" for s, d in got)

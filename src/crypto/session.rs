@@ -474,9 +474,9 @@ impl Receiver {
     /// Check and open one message received on `topic`.
     ///
     /// Errors: `Authentication` (malformed, wrong key, tampered, wrong kind, plaintext
-    /// while we hold a key), `NoKey` (encrypted while we hold none), `Replay` (authentic
-    /// but already seen, too old, or from a retired session). Nothing changes before the
-    /// tag verified.
+    /// while we hold a key, PSK mode while in DH mode), `NoKey` (encrypted while we hold
+    /// none), `Replay` (authentic but already seen, too old, or from a retired session).
+    /// Nothing changes before the tag verified.
     pub fn open(&self, msg: &[u8], topic: &str, binding: &[u8], kind: Kind) -> Result<Opened> {
         let (header, header_len) = Header::parse(msg)?;
         if header.kind != kind {
@@ -488,6 +488,9 @@ impl Receiver {
             (Mode::Plain, false) => return plain(&header, msg, header_len),
             (Mode::Plain, true) => return Err(Error::Authentication),
             (_, false) => return Err(Error::NoKey),
+            // DESIGN.md §3: a node in DH mode accepts no PSK-mode data. Any holder of the
+            // PSK could seal such a message under any node id.
+            (Mode::Psk, true) if group.is_some() => return Err(Error::Authentication),
             (Mode::Dh, true) => {
                 // No key: this sender has no session with us (or its epoch was erased).
                 let group = group.ok_or(Error::Authentication)?;
@@ -912,6 +915,45 @@ mod tests {
         assert_eq!(
             rx.open(&m, "t", b"", Kind::Publish).unwrap().payload,
             b"now"
+        );
+    }
+
+    #[test]
+    fn a_node_in_dh_mode_accepts_no_psk_mode_data() {
+        // The node holds the PSK too (a PSK-authenticated DH setup), as does the forger.
+        let keys = ring(Some(PSK));
+        let group = Arc::new(GroupKeys::new(5_000));
+        let forger = Sender::new("node-1", ring(Some(PSK)));
+        let before = Receiver::with_group(keys.clone(), group.clone(), ReceiverPolicy::default());
+        before
+            .open(&seal(&forger, "t", b"psk"), "t", b"", Kind::Publish)
+            .unwrap();
+        group.enable();
+        let rx = Receiver::with_group(keys, group, ReceiverPolicy::default());
+        for kind in [Kind::Publish, Kind::Request] {
+            let m = forger
+                .seal(kind, "t", b"", 2, 1, |b| {
+                    b.push(1);
+                    Ok(())
+                })
+                .unwrap()
+                .0;
+            assert!(matches!(
+                rx.open(&m, "t", b"", kind),
+                Err(Error::Authentication)
+            ));
+            assert!(matches!(
+                before.open(&m, "t", b"", kind),
+                Err(Error::Authentication)
+            ));
+        }
+        // Refused before any state changed.
+        assert!(rx.history.lock().senders.is_empty());
+        assert_eq!(
+            before.history.lock().senders["node-1"].sessions[0]
+                .window
+                .newest(),
+            0
         );
     }
 
