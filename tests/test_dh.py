@@ -464,6 +464,32 @@ def test_psk_mode_rotation_loses_nothing(mesh, psk):
         mesh.node("node-4").rotate_psk(new)
 
 
+def test_psk_rotation_revokes_the_old_key_for_senders_already_seen(mesh, psk):
+    """After the grace, nothing under the old PSK is accepted, not even from a sender
+    whose session key the receiver derived (and cached) before the rotation."""
+    b = mesh.node("node-b", psk=psk)
+    a = mesh.node("node-a", psk=psk)
+    c = mesh.node("node-c", psk=psk)
+    got = collect(b, "r")
+    publish_until(c, "r", "c-before", lambda: ("node-c", "c-before") in got)
+    new = new_psk()
+    a.rotate_psk(new, grace_seconds=0.5)
+    b.rotate_psk(new, grace_seconds=0.5)
+    # node-c keeps the old key and keeps publishing until b refuses it...
+    before = b.stats()["decrypt_failures"]
+    wait_until(
+        lambda: (c.publish("r", "c-during"), b.stats()["decrypt_failures"] > before)[1],
+        what="the old key to be refused",
+    )
+    # ... and from then on refuses everything node-c sends.
+    refused = b.stats()["decrypt_failures"]
+    for i in range(10):
+        c.publish("r", f"c-after-{i}")
+    wait_until(lambda: b.stats()["decrypt_failures"] >= refused + 10, what="10 more refusals")
+    publish_until(a, "r", "a-after", lambda: ("node-a", "a-after") in got)
+    assert not [d for _, d in got if d.startswith("c-after")]
+
+
 def test_a_dh_node_accepts_no_psk_mode_data(mesh, psk):
     """A PSK holder in PSK mode cannot speak for a node that a DH-mode node authenticated
     by its pinned identity key."""

@@ -60,6 +60,9 @@ struct RingEntry {
 #[derive(Default, Debug)]
 pub struct KeyRing {
     psks: RwLock<Vec<RingEntry>>,
+    /// How many times `sweep` erased keys: receivers compare it with what they last saw
+    /// to know when to drop the session keys they derived from erased PSKs.
+    erasures: AtomicU64,
 }
 
 impl KeyRing {
@@ -74,6 +77,7 @@ impl KeyRing {
                     })
                     .collect(),
             ),
+            erasures: AtomicU64::new(0),
         }
     }
 
@@ -102,6 +106,15 @@ impl KeyRing {
             .map(|e| e.psk.clone())
     }
 
+    /// Whether messages under the key `id` are accepted now (`by_id` without the key).
+    pub fn accepts(&self, id: KeyId) -> bool {
+        let now = now_ms();
+        self.psks
+            .read()
+            .iter()
+            .any(|e| e.psk.key_id() == id && e.accept_until_ms > now)
+    }
+
     /// Rotate to `new`: accepted at once, sealed with from `seal_after_ms` on; every older
     /// key stays accepted until `grace_ms` after that, then is erased by `sweep`.
     /// Rotating to a key already held only changes those times.
@@ -127,6 +140,7 @@ impl KeyRing {
         let mut psks = self.psks.write();
         if psks.iter().any(|e| e.accept_until_ms <= now) {
             psks.retain(|e| e.accept_until_ms > now);
+            self.erasures.fetch_add(1, Ordering::Release);
         }
     }
 
@@ -322,9 +336,30 @@ struct SenderHistory {
 #[derive(Clone, Default)]
 struct ReplayHistory {
     senders: HashMap<String, SenderHistory>,
+    /// `KeyRing::erasures` when the cached keys were last checked against the ring.
+    erasures_seen: u64,
 }
 
 impl ReplayHistory {
+    /// Drop the cached session keys whose PSK the ring no longer accepts (after a
+    /// rotation's grace). The sessions and their windows stay: they still reject replays.
+    fn forget_revoked_keys(&mut self, keys: &KeyRing) {
+        let erasures = keys.erasures.load(Ordering::Acquire);
+        if erasures == self.erasures_seen {
+            return;
+        }
+        self.erasures_seen = erasures;
+        for s in self
+            .senders
+            .values_mut()
+            .flat_map(|h| h.sessions.iter_mut())
+        {
+            if s.key.is_some() && !keys.accepts(s.key_id) {
+                s.key = None;
+            }
+        }
+    }
+
     /// The cached key of the session `header` names, if any.
     fn cached_key(&self, header: &Header<'_>) -> Option<Arc<SessionKey>> {
         self.senders
@@ -412,13 +447,24 @@ pub struct NodeHistory {
 
 impl NodeHistory {
     /// A copy to start a new consumer's history from.
-    fn snapshot(&self) -> ReplayHistory {
-        self.history.lock().clone()
+    fn snapshot(&self, keys: &KeyRing) -> ReplayHistory {
+        let mut history = self.history.lock();
+        history.forget_revoked_keys(keys);
+        history.clone()
     }
 
     /// Add a message that one of the node's consumers accepted (another may have already).
-    fn record(&self, header: &Header<'_>, key: Option<Arc<SessionKey>>, grace_ms: u64, now: u64) {
-        let _ = self.history.lock().accept(header, key, grace_ms, now);
+    fn record(
+        &self,
+        header: &Header<'_>,
+        key: Option<Arc<SessionKey>>,
+        keys: &KeyRing,
+        grace_ms: u64,
+        now: u64,
+    ) {
+        let mut history = self.history.lock();
+        history.forget_revoked_keys(keys);
+        let _ = history.accept(header, key, grace_ms, now);
     }
 }
 
@@ -465,7 +511,7 @@ impl Receiver {
         node: &Arc<NodeHistory>,
     ) -> Receiver {
         Receiver {
-            history: Mutex::new(node.snapshot()),
+            history: Mutex::new(node.snapshot(&keys)),
             node: Some(node.clone()),
             ..Receiver::with_group(keys, group, policy)
         }
@@ -474,9 +520,9 @@ impl Receiver {
     /// Check and open one message received on `topic`.
     ///
     /// Errors: `Authentication` (malformed, wrong key, tampered, wrong kind, plaintext
-    /// while we hold a key, PSK mode while in DH mode), `NoKey` (encrypted while we hold
-    /// none), `Replay` (authentic but already seen, too old, or from a retired session).
-    /// Nothing changes before the tag verified.
+    /// while we hold a key, PSK mode while in DH mode, under a PSK no longer accepted),
+    /// `NoKey` (encrypted while we hold none), `Replay` (authentic but already seen, too
+    /// old, or from a retired session). Nothing changes before the tag verified.
     pub fn open(&self, msg: &[u8], topic: &str, binding: &[u8], kind: Kind) -> Result<Opened> {
         let (header, header_len) = Header::parse(msg)?;
         if header.kind != kind {
@@ -500,6 +546,10 @@ impl Receiver {
                 (key, false)
             }
             (Mode::Psk, true) => {
+                // A key cached before a rotation opens nothing once its PSK is revoked.
+                if !self.keys.accepts(header.key_id) {
+                    return Err(Error::Authentication);
+                }
                 let cached = self.history.lock().cached_key(&header);
                 match cached {
                     Some(key) => (key, true),
@@ -546,11 +596,13 @@ impl Receiver {
             return Err(Error::Replay);
         }
         let grace = self.policy.session_grace_ms;
-        self.history
-            .lock()
-            .accept(header, key.clone(), grace, now)?;
+        {
+            let mut history = self.history.lock();
+            history.forget_revoked_keys(&self.keys);
+            history.accept(header, key.clone(), grace, now)?;
+        }
         if let Some(node) = &self.node {
-            node.record(header, key, grace, now);
+            node.record(header, key, &self.keys, grace, now);
         }
         Ok(())
     }
@@ -916,6 +968,44 @@ mod tests {
             rx.open(&m, "t", b"", Kind::Publish).unwrap().payload,
             b"now"
         );
+    }
+
+    #[test]
+    fn a_rotated_out_psk_opens_nothing_after_the_grace_cached_keys_included() {
+        let (psk1, psk2) = (PSK, PSK.replace('8', "7"));
+        let keys = ring(Some(psk1));
+        let node = Arc::new(NodeHistory::default());
+        let rx = Receiver::for_node(
+            keys.clone(),
+            Arc::new(GroupKeys::new(5_000)),
+            ReceiverPolicy::default(),
+            &node,
+        );
+        // `c` keeps the old key; its session key is cached on first sight.
+        let c = Sender::new("c", ring(Some(psk1)));
+        rx.open(&seal(&c, "t", b"1"), "t", b"", Kind::Publish)
+            .unwrap();
+        keys.rotate(Psk::from_hex(&psk2).unwrap(), 0, 20);
+        rx.open(&seal(&c, "t", b"2"), "t", b"", Kind::Publish)
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        assert!(matches!(
+            rx.open(&seal(&c, "t", b"3"), "t", b"", Kind::Publish),
+            Err(Error::Authentication)
+        ));
+        // Once the ring erased the old PSK, the keys derived from it go on the next
+        // authentic message, from the consumer's history and the node's alike.
+        keys.sweep();
+        let b = Sender::new("b", ring(Some(&psk2)));
+        rx.open(&seal(&b, "t", b"new"), "t", b"", Kind::Publish)
+            .unwrap();
+        let cached = |h: &ReplayHistory| h.senders["c"].sessions.iter().any(|s| s.key.is_some());
+        assert!(!cached(&rx.history.lock()));
+        assert!(!cached(&node.history.lock()));
+        assert!(matches!(
+            rx.open(&seal(&c, "t", b"4"), "t", b"", Kind::Publish),
+            Err(Error::Authentication)
+        ));
     }
 
     #[test]
