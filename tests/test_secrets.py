@@ -110,7 +110,8 @@ def test_no_secret_in_logs_reprs_exceptions_or_stats(mesh, raw_zenoh, caplog):
         x ^ y for x, y in zip(rx_iv[4:], struct.pack(">Q", counter), strict=True)
     )
     announcement = AESGCM(rx_key).decrypt(nonce, msg[pos + 8 :], msg[:pos])
-    assert len(announcement) == 68  # session id, start, key, IV: the test holds them all
+    # The handover: session id, start, key, IV, then this peer's sender-auth key.
+    assert len(announcement) == 100
     secrets.update(
         {
             "DH shared secret": shared,
@@ -118,6 +119,7 @@ def test_no_secret_in_logs_reprs_exceptions_or_stats(mesh, raw_zenoh, caplog):
             "pairwise key peer->node": keys["tx"][:32],
             "chain key": keys["chain"],
             "sender key": announcement[24:56],
+            "sender-auth key": announcement[68:100],
         }
     )
     raw_q.undeclare()

@@ -17,6 +17,7 @@ use evospikenet::crypto::handshake::{
     normalize_fingerprint, parse_public_key, parse_public_key_hex, IdentityKey,
 };
 use evospikenet::crypto::keys::{Psk, SessionKey};
+use evospikenet::crypto::sender_auth::{append_trailer, recipient_id, AuthKey};
 use evospikenet::crypto::session::{KeyRing, Opened, Receiver, ReceiverPolicy};
 use evospikenet::dh::message::{handover, open_sealed, parse_handover, Body, Message};
 use evospikenet::dh::{Action, Machine, Now, Settings};
@@ -366,7 +367,7 @@ pub mod seeds {
                     let key = psk.sender_key(&id, self.sender);
                     (id, self.start_ms, psk.key_id(), Some(key))
                 }
-                Mode::Dh => (
+                Mode::Dh | Mode::DhAuth => (
                     group.session_id,
                     group.start_ms,
                     Default::default(),
@@ -388,7 +389,7 @@ pub mod seeds {
             } else {
                 b""
             };
-            envelope::seal(
+            let mut msg = envelope::seal(
                 &header,
                 TOPIC,
                 binding,
@@ -400,7 +401,13 @@ pub mod seeds {
                     Ok(())
                 },
             )
-            .unwrap()
+            .unwrap();
+            if self.mode == Mode::DhAuth {
+                // Tags for node-2 (the fuzzed receivers do not require them).
+                let key = AuthKey::new(&zeroize::Zeroizing::new([0x42; 32]));
+                append_trailer(&mut msg, TOPIC, binding, &[(recipient_id("node-2"), key)]);
+            }
+            msg
         }
     }
 
@@ -544,6 +551,14 @@ pub mod seeds {
                     counter: 1,
                     format: Format::Numpy as u8,
                     payload: &numpy,
+                    ..Msg::default()
+                }
+                .seal(),
+            ),
+            seed(
+                "dh_auth_publish",
+                Msg {
+                    mode: Mode::DhAuth,
                     ..Msg::default()
                 }
                 .seal(),

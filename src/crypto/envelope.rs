@@ -3,7 +3,7 @@
 //! ```text
 //! header (cleartext, authenticated):
 //!   0      u8     magic+version  0xE1
-//!   1      u8     mode           0 plaintext, 1 PSK, 2 DH
+//!   1      u8     mode           0 plaintext, 1 PSK, 2 DH, 3 DH with sender tags
 //!   2      u8     kind           0 publish, 1 request, 2 reply
 //!   3..7   [4]    key id         which key sealed it (0 when plaintext)
 //!   7      u8     sender length  n, 1..=255
@@ -13,7 +13,8 @@
 //!   +24    u32be  time offset    ms since session start when the message was sealed
 //!   +28    u64be  counter        per session, from 0; the AEAD nonce is derived from it
 //! body:
-//!   AES-256-GCM(plaintext = payload || format byte) || 16-byte tag      (modes 1, 2)
+//!   AES-256-GCM(plaintext = payload || format byte) || 16-byte tag      (modes 1, 2, 3)
+//!   || per-recipient sender tags (mode 3; see `sender_auth`)
 //!   payload || format byte                                              (mode 0)
 //! AAD = header || full topic key expression || request binding (replies only)
 //! ```
@@ -36,6 +37,8 @@ pub enum Mode {
     Plain = 0,
     Psk = 1,
     Dh = 2,
+    /// DH mode with a tag per recipient that authenticates the sender (pinned identities).
+    DhAuth = 3,
 }
 
 /// What a message is for; bound into the AAD so one kind cannot be replayed as another.
@@ -95,6 +98,7 @@ impl<'a> Header<'a> {
             0 => Mode::Plain,
             1 => Mode::Psk,
             2 => Mode::Dh,
+            3 => Mode::DhAuth,
             _ => return Err(bad()),
         };
         let kind = match buf[2] {

@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::RwLock;
 use zeroize::Zeroizing;
@@ -19,6 +19,7 @@ use zeroize::Zeroizing;
 use crate::crypto::aead::{KEY_LEN, NONCE_LEN};
 use crate::crypto::envelope::SESSION_ID_LEN;
 use crate::crypto::keys::SessionKey;
+use crate::crypto::sender_auth::{recipient_id, AuthKey, RECIPIENT_ID_LEN};
 use crate::crypto::{now_ms, random_bytes};
 use crate::error::{Error, Result};
 
@@ -105,6 +106,8 @@ struct Entry {
     used: AtomicBool,
     /// When this key is erased (ms since the epoch); 0 while it has no end.
     retire_at_ms: AtomicU64,
+    /// The key of the sender's tags for this node under this epoch (`sender_auth`).
+    auth: Option<Arc<AuthKey>>,
 }
 
 /// The sender keys this node received from its peers, by sender node id.
@@ -114,6 +117,9 @@ pub struct GroupKeys {
     grace_ms: AtomicU64,
     /// Set when the node enters DH mode: from then on it refuses plaintext.
     enabled: AtomicBool,
+    /// With pinned identities: this node's recipient id; every DH-mode message must then
+    /// carry a valid tag for it.
+    sender_auth: OnceLock<[u8; RECIPIENT_ID_LEN]>,
 }
 
 impl GroupKeys {
@@ -122,7 +128,18 @@ impl GroupKeys {
             senders: RwLock::new(HashMap::new()),
             grace_ms: AtomicU64::new(grace_ms),
             enabled: AtomicBool::new(false),
+            sender_auth: OnceLock::new(),
         }
+    }
+
+    /// Require every DH-mode message to authenticate its sender to this node, `me`.
+    pub fn require_sender_auth(&self, me: &str) {
+        let _ = self.sender_auth.set(recipient_id(me));
+    }
+
+    /// This node's recipient id when sender authentication is required.
+    pub fn sender_auth_id(&self) -> Option<[u8; RECIPIENT_ID_LEN]> {
+        self.sender_auth.get().copied()
     }
 
     /// Enter DH mode (irreversible for this communicator).
@@ -136,6 +153,16 @@ impl GroupKeys {
 
     /// Remember `sender`'s key `secret`. Returns false if it was already known.
     pub fn install(&self, sender: &str, secret: &GroupSecret) -> bool {
+        self.install_with_auth(sender, secret, None)
+    }
+
+    /// `install`, with the key of the sender's tags for this node under `secret`.
+    pub fn install_with_auth(
+        &self,
+        sender: &str,
+        secret: &GroupSecret,
+        auth: Option<AuthKey>,
+    ) -> bool {
         let mut senders = self.senders.write();
         let entries = senders.entry(sender.to_owned()).or_default();
         if entries.iter().any(|e| e.session_id == secret.session_id) {
@@ -153,8 +180,24 @@ impl GroupKeys {
             key: Arc::new(secret.session_key()),
             used: AtomicBool::new(false),
             retire_at_ms: AtomicU64::new(0),
+            auth: auth.map(Arc::new),
         });
         true
+    }
+
+    /// The key of `sender`'s tags for this node under its session `session_id`.
+    pub fn auth_key(
+        &self,
+        sender: &str,
+        session_id: &[u8; SESSION_ID_LEN],
+    ) -> Option<Arc<AuthKey>> {
+        self.senders
+            .read()
+            .get(sender)?
+            .iter()
+            .find(|e| &e.session_id == session_id)?
+            .auth
+            .clone()
     }
 
     /// The key of `sender`'s session `session_id`, unless unknown or erased. Changes

@@ -10,6 +10,7 @@ pub mod handshake;
 pub mod kdf;
 pub mod keys;
 pub mod replay;
+pub mod sender_auth;
 pub mod session;
 
 /// Current wall-clock time in milliseconds since the Unix epoch.

@@ -15,6 +15,7 @@ use crate::crypto::envelope::{self, Header, Kind, Mode, SESSION_ID_LEN};
 use crate::crypto::group::{GroupKeys, GroupSecret};
 use crate::crypto::keys::{KeyId, Psk, SessionKey};
 use crate::crypto::replay::ReplayWindow;
+use crate::crypto::sender_auth::{self, recipient_id, AuthKey, RECIPIENT_ID_LEN};
 use crate::crypto::{now_ms, random_bytes};
 use crate::error::{Error, Result};
 
@@ -167,21 +168,31 @@ struct SendSession {
     mode: Mode,
     key_id: KeyId,
     key: Option<SessionKey>,
+    /// Mode 3: the tag keys of this epoch's recipients.
+    recipients: Option<Arc<Recipients>>,
 }
+
+/// The recipients of one sender-key epoch and their tag keys (`sender_auth`).
+type Recipients = RwLock<Vec<([u8; RECIPIENT_ID_LEN], AuthKey)>>;
 
 impl SendSession {
     /// A DH-mode session sealing with the sender key `group`, from now on. Its timestamps
     /// count from this switch, not from when the key was drawn: handing a new key to every
     /// peer can take a while, and messages must not look that much older than they are.
-    fn from_group(group: &GroupSecret) -> SendSession {
+    fn from_group(group: &GroupSecret, recipients: Option<Arc<Recipients>>) -> SendSession {
         SendSession {
             id: group.session_id,
             start_ms: now_ms(),
             started: Instant::now(),
             counter: AtomicU64::new(0),
-            mode: Mode::Dh,
+            mode: if recipients.is_some() {
+                Mode::DhAuth
+            } else {
+                Mode::Dh
+            },
             key_id: KeyId::default(),
             key: Some(group.session_key()),
+            recipients,
         }
     }
 
@@ -201,6 +212,7 @@ impl SendSession {
             },
             key_id: psk.as_ref().map(|p| p.key_id()).unwrap_or_default(),
             key: psk.map(|p| p.sender_key(&id, node_id)),
+            recipients: None,
         }
     }
 }
@@ -211,6 +223,9 @@ pub struct Sender {
     keys: Arc<KeyRing>,
     current: RwLock<Arc<SendSession>>,
     messages_per_session: u64,
+    /// With pinned identities: the tag keys of each sender-key epoch's recipients, by
+    /// epoch (current and next); `None` without sender authentication.
+    auth: Mutex<Option<HashMap<[u8; SESSION_ID_LEN], Arc<Recipients>>>>,
 }
 
 impl Sender {
@@ -226,7 +241,25 @@ impl Sender {
             current: RwLock::new(Arc::new(session)),
             keys,
             messages_per_session: limit.clamp(1, MESSAGES_PER_SESSION),
+            auth: Mutex::new(None),
         }
+    }
+
+    /// Authenticate this node as the sender of its DH-mode messages to each recipient
+    /// (mode 3): pinned identities are configured.
+    pub fn require_sender_auth(&self) {
+        self.auth.lock().get_or_insert_with(HashMap::new);
+    }
+
+    /// Tag what is sealed under the sender key `epoch` for `peer` with `key`.
+    pub fn add_auth_recipient(&self, epoch: &[u8; SESSION_ID_LEN], peer: &str, key: AuthKey) {
+        let mut auth = self.auth.lock();
+        let Some(epochs) = auth.as_mut() else { return };
+        let recipients = epochs.entry(*epoch).or_default();
+        let rid = recipient_id(peer);
+        let mut list = recipients.write();
+        list.retain(|(r, _)| *r != rid);
+        list.push((rid, key));
     }
 
     /// Start a new session now (new id, new key from the current sealing PSK).
@@ -236,7 +269,12 @@ impl Sender {
 
     /// Seal from now on with the DH-mode sender key `group` (already handed to peers).
     pub fn use_group_key(&self, group: &GroupSecret) {
-        *self.current.write() = Arc::new(SendSession::from_group(group));
+        let recipients = self.auth.lock().as_mut().map(|epochs| {
+            // Older epochs are sealed with no more.
+            epochs.retain(|epoch, _| *epoch == group.session_id);
+            epochs.entry(group.session_id).or_default().clone()
+        });
+        *self.current.write() = Arc::new(SendSession::from_group(group, recipients));
     }
 
     /// The current session's mode, key id, id and message count.
@@ -269,7 +307,10 @@ impl Sender {
                 *current = Arc::new(match session.mode {
                     // Peers cannot read a sender key they were not given; the key manager
                     // rekeys long before this (`rekey_after_messages`), so this is a backstop.
-                    Mode::Dh => SendSession::from_group(&GroupSecret::generate()),
+                    Mode::Dh | Mode::DhAuth => SendSession::from_group(
+                        &GroupSecret::generate(),
+                        session.recipients.clone(),
+                    ),
                     _ => SendSession::new(&self.node_id, &self.keys),
                 });
             }
@@ -284,7 +325,7 @@ impl Sender {
             time_offset_ms: offset,
             counter,
         };
-        let msg = envelope::seal(
+        let mut msg = envelope::seal(
             &header,
             topic,
             binding,
@@ -293,6 +334,9 @@ impl Sender {
             size_hint,
             write_payload,
         )?;
+        if let Some(recipients) = &session.recipients {
+            sender_auth::append_trailer(&mut msg, topic, binding, &recipients.read());
+        }
         Ok((msg, session.id, counter))
     }
 }
@@ -528,6 +572,10 @@ impl Receiver {
         if header.kind != kind {
             return Err(Error::Authentication);
         }
+        let (msg, trailer) = match header.mode {
+            Mode::DhAuth => sender_auth::split_trailer(msg)?,
+            _ => (msg, &[][..]),
+        };
         let group = self.group.as_ref().filter(|g| g.is_enabled());
         let has_key = self.keys.has_key() || group.is_some();
         let (key, cache) = match (header.mode, has_key) {
@@ -537,9 +585,14 @@ impl Receiver {
             // DESIGN.md §3: a node in DH mode accepts no PSK-mode data. Any holder of the
             // PSK could seal such a message under any node id.
             (Mode::Psk, true) if group.is_some() => return Err(Error::Authentication),
-            (Mode::Dh, true) => {
+            (Mode::Dh | Mode::DhAuth, true) => {
                 // No key: this sender has no session with us (or its epoch was erased).
                 let group = group.ok_or(Error::Authentication)?;
+                // With pinned identities, sender keys prove membership only: every message
+                // must also carry the sender's tag for this node.
+                if group.sender_auth_id().is_some() && header.mode != Mode::DhAuth {
+                    return Err(Error::Authentication);
+                }
                 let key = group
                     .lookup(header.sender, &header.session_id)
                     .ok_or(Error::Authentication)?;
@@ -567,9 +620,17 @@ impl Receiver {
             }
         };
         let mut plaintext = envelope::open(msg, header_len, header.counter, topic, binding, &key)?;
+        if let Some((group, me)) = group.and_then(|g| Some((g, g.sender_auth_id()?))) {
+            let auth = group
+                .auth_key(header.sender, &header.session_id)
+                .ok_or(Error::Authentication)?;
+            if !sender_auth::verify(msg, trailer, topic, binding, &me, &auth) {
+                return Err(Error::Authentication);
+            }
+        }
         // Authentic from here on: only now may the replay state change.
         self.accept(&header, cache.then_some(key))?;
-        if header.mode == Mode::Dh {
+        if matches!(header.mode, Mode::Dh | Mode::DhAuth) {
             if let Some(group) = group {
                 group.mark_used(header.sender, &header.session_id);
             }
@@ -1083,6 +1144,57 @@ mod tests {
         Receiver::new(keys.clone(), ReceiverPolicy::default())
             .open(&m1, "t", b"", Kind::Publish)
             .unwrap();
+    }
+
+    /// With pinned identities, holding a sender's key (every member does) is not enough
+    /// to pass as that sender: node-c seals "from node-a" under a's sender key, and
+    /// node-b, which requires sender tags, refuses it; a's own messages pass.
+    #[test]
+    fn a_member_cannot_make_another_accept_a_message_as_coming_from_a_third() {
+        use zeroize::Zeroizing;
+        let a_key = GroupSecret::generate();
+        let tag_key = |b: u8| AuthKey::new(&Zeroizing::new([b; 32]));
+        // node-a hands node-b its sender key and the key of its tags for b (0x0b), and
+        // node-c the same sender key with another tag key (0x0c).
+        let a = Sender::new("node-a", ring(None));
+        a.require_sender_auth();
+        a.add_auth_recipient(&a_key.session_id, "node-b", tag_key(0x0b));
+        a.add_auth_recipient(&a_key.session_id, "node-c", tag_key(0x0c));
+        a.use_group_key(&a_key);
+        let b_group = Arc::new(GroupKeys::new(5_000));
+        b_group.enable();
+        b_group.require_sender_auth("node-b");
+        b_group.install_with_auth("node-a", &a_key, Some(tag_key(0x0b)));
+        let b = Receiver::with_group(ring(None), b_group.clone(), ReceiverPolicy::default());
+        let genuine = seal(&a, "t", b"from a");
+        assert_eq!(Header::parse(&genuine).unwrap().0.mode, Mode::DhAuth);
+        assert_eq!(
+            b.open(&genuine, "t", b"", Kind::Publish).unwrap().payload,
+            b"from a"
+        );
+
+        // node-c: a's sender key, its own tag key for b (it does not hold a's).
+        let forger = Sender::new("node-a", ring(None));
+        forger.require_sender_auth();
+        forger.add_auth_recipient(&a_key.session_id, "node-b", tag_key(0x0c));
+        forger.use_group_key(&a_key);
+        let forged = seal(&forger, "t", b"forged");
+        assert!(matches!(
+            b.open(&forged, "t", b"", Kind::Publish),
+            Err(Error::Authentication)
+        ));
+        // Without any tag (mode 2), or with b's entry removed, it is refused too.
+        let untagged = seal(&dh_sender(&a_key), "t", b"untagged");
+        assert!(b.open(&untagged, "t", b"", Kind::Publish).is_err());
+        let mut stripped = genuine.clone();
+        let (sealed, _) = sender_auth::split_trailer(&genuine).unwrap();
+        stripped.truncate(sealed.len());
+        stripped.push(0);
+        assert!(b.open(&stripped, "t", b"", Kind::Publish).is_err());
+        // A genuine message moved to another topic fails its tag as well as its AEAD.
+        assert!(b
+            .open(&seal(&a, "t", b"x"), "u", b"", Kind::Publish)
+            .is_err());
     }
 
     #[test]

@@ -16,17 +16,18 @@ use parking_lot::{Condvar, Mutex};
 use zenoh::liveliness::LivelinessToken;
 use zenoh::pubsub::Subscriber;
 
-use crate::monitor::{Monitor, RateLimitedWarning, Stats, LOG_TARGET};
 use crate::config::{validate_node_id, DhConfig, KeyExchange};
 use crate::crypto::group::GroupKeys;
 use crate::crypto::handshake::PUBLIC_KEY_LEN;
 use crate::crypto::now_ms;
+use crate::crypto::sender_auth::AuthKey;
 use crate::crypto::session::{KeyRing, Sender};
 use crate::dh::channel::Origin;
 use crate::dh::machine::{Action, Machine, Settings};
 use crate::dh::message::PublicKey;
 use crate::dh::timers::{Now, SWITCH_TIMEOUT_MS};
 use crate::error::{Error, Result};
+use crate::monitor::{Monitor, RateLimitedWarning, Stats, LOG_TARGET};
 use crate::transport::Transport;
 
 /// How often the machine's timers are polled.
@@ -97,6 +98,11 @@ impl KeyManager {
         init_freshness_ms: u64,
     ) -> Result<Arc<KeyManager>> {
         let auto = cfg.key_exchange == KeyExchange::Auto;
+        if !cfg.trusted_peers.is_empty() {
+            // Pinned identities: every DH-mode message authenticates its sender.
+            sender.require_sender_auth();
+            group.require_sender_auth(node_id);
+        }
         let identity_public = cfg.identity.as_ref().map(|i| i.public_key());
         let settings = Settings {
             node_id: node_id.to_owned(),
@@ -463,11 +469,12 @@ impl Io {
                         .put_nonblocking(&format!("{}{to}", self.control_prefix), bytes);
                 }
                 Action::InstallSenderKey { peer, secret, auth } => {
-                    self.group.install(&peer, &secret);
-                    let _ = auth; // sender authentication: see crypto::sender_auth
+                    let auth = self.group.sender_auth_id().map(|_| AuthKey::new(&auth));
+                    self.group.install_with_auth(&peer, &secret, auth);
                 }
                 Action::AuthKey { epoch, peer, key } => {
-                    let _ = (epoch, peer, key);
+                    self.sender
+                        .add_auth_recipient(&epoch, &peer, AuthKey::new(&key));
                 }
                 Action::UseSenderKey(secret) => {
                     self.group.enable();

@@ -33,7 +33,7 @@ pub const EXCHANGE_ID_LEN: usize = 16;
 pub const MAC_LEN: usize = 32;
 /// The acknowledged session id, the plaintext of an ACK.
 pub const ACKED_LEN: usize = 16;
-pub const AUTH_KEY_LEN: usize = 32;
+pub use crate::crypto::sender_auth::AUTH_KEY_LEN;
 /// The plaintext of a RESP or KEY.
 pub const HANDOVER_LEN: usize = ANNOUNCEMENT_LEN + AUTH_KEY_LEN;
 
