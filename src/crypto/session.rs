@@ -23,6 +23,11 @@ use crate::error::{Error, Result};
 /// messages. The counter is 64-bit, so this is not about nonce reuse but about the
 /// amount of data under one GCM key (cf. the AES-GCM limits in RFC 8446 §5.5).
 pub const MESSAGES_PER_SESSION: u64 = 1 << 32;
+/// ... and after this many bytes sealed. RFC 8446 §5.5 bounds AES-GCM at 2^24.5 full
+/// records of 2^14 bytes (about 2^38.5 bytes) per key; the CFRG AEAD-limits draft gives
+/// the same order for an attacker advantage of 2^-57. 2^36 bytes (64 GiB) stays well
+/// inside both.
+pub const BYTES_PER_SESSION: u64 = 1 << 36;
 /// At most this many sessions are remembered per sender (current + those retiring).
 const SESSIONS_PER_SENDER: usize = 4;
 
@@ -165,6 +170,8 @@ struct SendSession {
     start_ms: u64,
     started: Instant,
     counter: AtomicU64,
+    /// Bytes sealed under `key` so far (message lengths, headers included).
+    bytes: AtomicU64,
     mode: Mode,
     key_id: KeyId,
     key: Option<SessionKey>,
@@ -185,6 +192,7 @@ impl SendSession {
             start_ms: now_ms(),
             started: Instant::now(),
             counter: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
             mode: if recipients.is_some() {
                 Mode::DhAuth
             } else {
@@ -205,6 +213,7 @@ impl SendSession {
             start_ms: now_ms(),
             started: Instant::now(),
             counter: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
             mode: if psk.is_some() {
                 Mode::Psk
             } else {
@@ -223,6 +232,7 @@ pub struct Sender {
     keys: Arc<KeyRing>,
     current: RwLock<Arc<SendSession>>,
     messages_per_session: u64,
+    bytes_per_session: u64,
     /// With pinned identities: the tag keys of each sender-key epoch's recipients, by
     /// epoch (current and next); `None` without sender authentication.
     auth: Mutex<Option<HashMap<[u8; SESSION_ID_LEN], Arc<Recipients>>>>,
@@ -235,12 +245,18 @@ impl Sender {
 
     /// A sender that opens a new session every `limit` messages (tests use small limits).
     pub fn with_session_limit(node_id: &str, keys: Arc<KeyRing>, limit: u64) -> Sender {
+        Sender::with_limits(node_id, keys, limit, BYTES_PER_SESSION)
+    }
+
+    /// A sender that opens a new session every `messages` messages or `bytes` bytes.
+    pub fn with_limits(node_id: &str, keys: Arc<KeyRing>, messages: u64, bytes: u64) -> Sender {
         let session = SendSession::new(node_id, &keys);
         Sender {
             node_id: node_id.to_owned(),
             current: RwLock::new(Arc::new(session)),
             keys,
-            messages_per_session: limit.clamp(1, MESSAGES_PER_SESSION),
+            messages_per_session: messages.clamp(1, MESSAGES_PER_SESSION),
+            bytes_per_session: bytes.clamp(1, BYTES_PER_SESSION),
             auth: Mutex::new(None),
         }
     }
@@ -277,6 +293,12 @@ impl Sender {
         *self.current.write() = Arc::new(SendSession::from_group(group, recipients));
     }
 
+    /// Bytes sealed under the current session's key (the key manager rekeys well before
+    /// `BYTES_PER_SESSION`).
+    pub fn sealed_bytes(&self) -> u64 {
+        self.current.read().bytes.load(Ordering::Relaxed)
+    }
+
     /// The current session's mode, key id, id and message count.
     pub fn current(&self) -> (Mode, KeyId, [u8; SESSION_ID_LEN], u64) {
         let s = self.current.read();
@@ -298,8 +320,12 @@ impl Sender {
             let session = self.current.read().clone();
             let counter = session.counter.fetch_add(1, Ordering::Relaxed);
             let offset = session.started.elapsed().as_millis();
-            // Checked before use, never after: a counter at the limit is never sealed with.
-            if counter < self.messages_per_session && offset < u128::from(u32::MAX) {
+            // Checked before use, never after: a counter or a byte count at the limit is
+            // never sealed with.
+            if counter < self.messages_per_session
+                && session.bytes.load(Ordering::Relaxed) < self.bytes_per_session
+                && offset < u128::from(u32::MAX)
+            {
                 break (session, counter, offset as u32);
             }
             let mut current = self.current.write();
@@ -334,6 +360,7 @@ impl Sender {
             size_hint,
             write_payload,
         )?;
+        session.bytes.fetch_add(msg.len() as u64, Ordering::Relaxed);
         if let Some(recipients) = &session.recipients {
             sender_auth::append_trailer(&mut msg, topic, binding, &recipients.read());
         }
@@ -1195,6 +1222,25 @@ mod tests {
         assert!(b
             .open(&seal(&a, "t", b"x"), "u", b"", Kind::Publish)
             .is_err());
+    }
+
+    #[test]
+    fn session_is_renewed_at_the_byte_limit_too() {
+        let keys = ring(Some(PSK));
+        let tx = Sender::with_limits("n", keys.clone(), u64::MAX, 200);
+        let rx = Receiver::new(keys, ReceiverPolicy::default());
+        let sessions: Vec<_> = (0..6)
+            .map(|_| {
+                let m = seal(&tx, "t", &[7; 90]);
+                rx.open(&m, "t", b"", Kind::Publish).unwrap();
+                Header::parse(&m).unwrap().0.session_id
+            })
+            .collect();
+        // About 150 bytes a message: a new key after every two.
+        assert_eq!(sessions[0], sessions[1]);
+        assert_ne!(sessions[1], sessions[2]);
+        assert_eq!(sessions[2], sessions[3]);
+        assert_ne!(sessions[3], sessions[4]);
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crate::crypto::group::GroupKeys;
 use crate::crypto::handshake::PUBLIC_KEY_LEN;
 use crate::crypto::now_ms;
 use crate::crypto::sender_auth::AuthKey;
-use crate::crypto::session::{KeyRing, Sender};
+use crate::crypto::session::{KeyRing, Sender, BYTES_PER_SESSION};
 use crate::dh::channel::Origin;
 use crate::dh::machine::{Action, Machine, Settings};
 use crate::dh::message::PublicKey;
@@ -30,6 +30,8 @@ use crate::error::{Error, Result};
 use crate::monitor::{Monitor, RateLimitedWarning, Stats, LOG_TARGET};
 use crate::transport::Transport;
 
+/// A new sender key well before `session::BYTES_PER_SESSION` forces one.
+const REKEY_AFTER_BYTES: u64 = BYTES_PER_SESSION / 4;
 /// How often the machine's timers are polled.
 const TICK: Duration = Duration::from_millis(20);
 /// Key-exchange messages waiting for the thread; more are dropped (the machine retries).
@@ -395,7 +397,8 @@ fn run(
             }
             if machine.is_active()
                 && !machine.rekey_in_progress()
-                && io.sender.current().3 >= io.rekey_after_messages
+                && (io.sender.current().3 >= io.rekey_after_messages
+                    || io.sender.sealed_bytes() >= REKEY_AFTER_BYTES)
             {
                 actions.extend(machine.start_rekey(now()));
             }
