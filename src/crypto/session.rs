@@ -285,6 +285,10 @@ impl Sender {
 
     /// Seal from now on with the DH-mode sender key `group` (already handed to peers).
     pub fn use_group_key(&self, group: &GroupSecret) {
+        // The same key again would restart its counter at 0: a nonce used twice.
+        if self.current.read().id == group.session_id {
+            return;
+        }
         let recipients = self.auth.lock().as_mut().map(|epochs| {
             // Older epochs are sealed with no more.
             epochs.retain(|epoch, _| *epoch == group.session_id);
@@ -1241,6 +1245,16 @@ mod tests {
         assert_ne!(sessions[1], sessions[2]);
         assert_eq!(sessions[2], sessions[3]);
         assert_ne!(sessions[3], sessions[4]);
+    }
+
+    #[test]
+    fn using_the_same_sender_key_twice_never_restarts_its_counter() {
+        let secret = GroupSecret::generate();
+        let tx = dh_sender(&secret);
+        let first = Header::parse(&seal(&tx, "t", b"x")).unwrap().0.counter;
+        tx.use_group_key(&secret);
+        let second = Header::parse(&seal(&tx, "t", b"x")).unwrap().0.counter;
+        assert_eq!((first, second), (0, 1));
     }
 
     #[test]
