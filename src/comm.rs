@@ -414,6 +414,10 @@ impl Communicator {
 
     /// Send a request and wait up to `timeout` for the first authentic reply.
     ///
+    /// The request goes to every service on the key (its responder set), each of which
+    /// accepts it once: a captured request replayed to any of them is refused by that
+    /// node's replay state. Each reply is bound to the request it answers.
+    ///
     /// While no service answers at all (none declared yet, or its declaration has not
     /// reached us), the request is sent again until the timeout: a service that exists
     /// but did not answer acceptably is never asked twice.

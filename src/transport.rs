@@ -7,7 +7,7 @@ use parking_lot::RwLock;
 use zenoh::liveliness::LivelinessToken;
 use zenoh::pubsub::{Publisher, Subscriber};
 use zenoh::qos::CongestionControl;
-use zenoh::query::{Query, QueryTarget, Queryable};
+use zenoh::query::{ConsolidationMode, Query, QueryTarget, Queryable};
 use zenoh::sample::Sample;
 use zenoh::{Session, Wait};
 
@@ -119,36 +119,19 @@ impl Transport {
             .wait()?)
     }
 
-    /// Send a query and hand each reply payload to `accept` until it returns `Some`, or
-    /// until `timeout` passes or every replier has answered.
+    /// Send a query to every queryable matching `key` and hand each reply payload to
+    /// `accept` as it arrives, until it returns `Some`, or until `timeout` passes or every
+    /// replier has answered.
+    ///
+    /// Every matching queryable gets the query (a forged one cannot keep it from the
+    /// genuine ones), and replies are not consolidated: one that never answers delays
+    /// nothing (Zenoh's default consolidation would hold the first reply until every
+    /// replier answered or the timeout passed).
     pub fn query<T>(
         &self,
         key: &str,
         payload: Vec<u8>,
         timeout: Duration,
-        accept: impl FnMut(&str, &[u8]) -> Option<T>,
-    ) -> Result<QueryOutcome<T>> {
-        self.query_target(key, payload, timeout, QueryTarget::BestMatching, accept)
-    }
-
-    /// `query` delivered to every matching queryable, not only the best one: a forged
-    /// queryable on the same key cannot keep the query from the genuine one.
-    pub fn query_all<T>(
-        &self,
-        key: &str,
-        payload: Vec<u8>,
-        timeout: Duration,
-        accept: impl FnMut(&str, &[u8]) -> Option<T>,
-    ) -> Result<QueryOutcome<T>> {
-        self.query_target(key, payload, timeout, QueryTarget::All, accept)
-    }
-
-    fn query_target<T>(
-        &self,
-        key: &str,
-        payload: Vec<u8>,
-        timeout: Duration,
-        target: QueryTarget,
         mut accept: impl FnMut(&str, &[u8]) -> Option<T>,
     ) -> Result<QueryOutcome<T>> {
         let deadline = Instant::now() + timeout;
@@ -156,7 +139,8 @@ impl Transport {
             .session
             .get(key)
             .payload(payload)
-            .target(target)
+            .target(QueryTarget::All)
+            .consolidation(ConsolidationMode::None)
             .timeout(timeout)
             .wait()?;
         let mut replied = false;

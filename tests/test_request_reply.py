@@ -90,3 +90,42 @@ def test_service_undeclare(mesh, psk):
     assert not svc.active
     with pytest.raises(TimeoutError):
         client.request("rpc/u", 1, timeout=0.3)
+
+
+def test_a_request_reaches_its_whole_responder_set_and_cannot_be_replayed_to_it(
+    mesh, raw_zenoh, psk
+):
+    """A request goes to every service on its key, each of which takes it once: a copy
+    captured on the wire and replayed later reaches no handler, on any of the nodes."""
+    calls: dict[str, list] = {"server-1": [], "server-2": []}
+    servers = [mesh.node(name, psk) for name in calls]
+    client = mesh.node("client", psk)
+    raw = raw_zenoh()
+    for s in servers:
+        s.serve("rpc/once", lambda d, name=s.node_id: calls[name].append(d) or {"by": name})
+    captured: list[bytes] = []
+    spy = raw.session.declare_queryable(
+        "evospikenet/rpc/once",
+        lambda q: captured.append(q.payload.to_bytes()) if q.payload is not None else None,
+    )
+    wait_until(
+        lambda: request_until_served(client, "rpc/once", 1) and all(calls.values()),
+        what="both services to be reached",
+    )
+    spy.undeclare()
+    for c in calls.values():
+        c.clear()
+    client.request("rpc/once", 2, timeout=5)
+    wait_until(lambda: all(calls.values()), what="each service to take the request")
+    assert calls == {"server-1": [2], "server-2": [2]}
+    request = captured[-1]
+    before = [s.stats()["replays_rejected"] for s in servers]
+    for _ in range(3):
+        list(raw.session.get("evospikenet/rpc/once", payload=request, timeout=1.0))
+    wait_until(
+        lambda: all(
+            s.stats()["replays_rejected"] > b for s, b in zip(servers, before, strict=True)
+        ),
+        what="the replays to be refused by both services",
+    )
+    assert calls == {"server-1": [2], "server-2": [2]}

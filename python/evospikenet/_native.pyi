@@ -280,6 +280,9 @@ class ZenohCommunicator:
     ) -> Any:
         """Send an encrypted request and return the first authentic reply's data.
 
+        The request goes to every service on ``topic`` (its responder set); each takes it
+        once, and a copy replayed to any of them is refused.
+
         Raises:
             TimeoutError: no authentic reply within ``timeout`` seconds.
         """
@@ -337,10 +340,11 @@ class ZenohCommunicator:
         """Peers with an established session, sorted."""
     def rekey(self) -> list[str]:
         """Draw a new sender key and run a new X25519 exchange with every peer (each
-        authenticated by the previous channel); switch to the new key once peers hold it.
-        The old keys are erased ``session_grace`` seconds after the new ones are in use.
-        Returns the peers that received the new key. Runs automatically after
-        ``rekey_after_seconds`` or ``rekey_after_messages``."""
+        authenticated by the previous channel). The node seals with the new key once every
+        peer acknowledged it, or after 3 s for those that did not (they keep being sent it);
+        returns then, with the peers that acknowledged it. Receivers erase the old key
+        ``session_grace`` seconds after a message under the new one authenticated. Runs
+        automatically after ``rekey_after_seconds`` or ``rekey_after_messages``."""
     def rotate_psk(
         self, new_psk: str | bytes, grace_seconds: float = 30.0, *, seal_after: float = 0.0
     ) -> None:
