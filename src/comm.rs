@@ -152,6 +152,10 @@ pub struct Communicator {
     subscriptions: Mutex<Vec<Arc<Subscription>>>,
     services: Mutex<Vec<Arc<Service>>>,
     closed: AtomicBool,
+    /// Held from sealing to putting a publication, so they leave in counter order:
+    /// otherwise a thread descheduled between the two, while others publish more than a
+    /// replay window's worth, would have its message refused as too old.
+    send_order: Mutex<()>,
 }
 
 impl Communicator {
@@ -200,6 +204,7 @@ impl Communicator {
             subscriptions: Mutex::new(Vec::new()),
             services: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
+            send_order: Mutex::new(()),
         })
     }
 
@@ -300,11 +305,13 @@ impl Communicator {
     ) -> Result<()> {
         self.check_open()?;
         let key = self.key_expr(topic, false)?;
+        let in_order = self.send_order.lock();
         let (msg, _, _) =
             self.sender
                 .seal(Kind::Publish, &key, b"", format as u8, size_hint, write)?;
         let len = msg.len() as u64;
         self.transport.put(&key, msg)?;
+        drop(in_order);
         Stats::add(&self.monitor.stats.published, 1);
         Stats::add(&self.monitor.stats.bytes_sent, len);
         Ok(())
