@@ -5,6 +5,8 @@ Two processes on loopback (the parent publishes, a spawned child receives), for 
 - ``evospikenet``            this module with a PSK (AES-256-GCM)
 - ``evospikenet-dh``         this module in DH mode (automatic X25519 exchange authenticated
                              by the PSK; traffic under per-sender keys)
+- ``evospikenet-dh-pins``    DH mode with pinned identity keys: every message also carries
+                             a sender tag for its recipient (header mode 3)
 - ``evospikenet-plain``      this module without a PSK
 - ``python-guide``           eclipse-zenoh + ``cryptography`` AESGCM (random nonce) + JSON +
                              the guide's base64 envelope {"format": "secure", "nonce",
@@ -14,7 +16,9 @@ Two processes on loopback (the parent publishes, a spawned child receives), for 
 Scenarios: (a) throughput of small spike messages (a dict with 32 spike indices) sent from
 Python; (b) ping-pong round-trip latency p50/p99; (c) throughput of 1 MiB numpy arrays.
 Every figure is the median of ``--reps`` repetitions; ratios compare figures measured in
-this same run. Writes JSON to ``--out``.
+this same run. All implementations are started first and measured in turn within each
+repetition, in an order that rotates from one repetition to the next, so a ratio never
+compares an early phase of the run with a late one. Writes JSON to ``--out``.
 
     python3 bench/comm_bench.py            # full run (a few minutes)
     python3 bench/comm_bench.py --quick    # smoke run
@@ -37,7 +41,14 @@ from pathlib import Path
 
 import numpy as np
 
-IMPLS = ["evospikenet", "evospikenet-dh", "evospikenet-plain", "python-guide", "python-plain"]
+IMPLS = [
+    "evospikenet",
+    "evospikenet-dh",
+    "evospikenet-dh-pins",
+    "evospikenet-plain",
+    "python-guide",
+    "python-plain",
+]
 SMALL = {"node_id": "pfc-0", "step": 0, "spikes": list(range(0, 320, 10))}
 
 
@@ -47,17 +58,24 @@ SMALL = {"node_id": "pfc-0", "step": 0, "spikes": list(range(0, 320, 10))}
 class Ours:
     """This module."""
 
-    def __init__(self, psk: str | None, locator: str | None, dh: bool = False):
+    def __init__(self, psk: str | None, locator: str | None, dh: bool = False, pins=False):
         from evospikenet.zenoh_comm import ZenohCommunicator, ZenohConfig
 
-        kx = "auto" if dh else "manual"
+        me, peer = (
+            ("bench-parent", "bench-child") if locator is None else ("bench-child", "bench-parent")
+        )
+        kw: dict = {"psk": psk, "key_exchange": "auto" if dh else "manual"}
+        if pins:
+            # Both ends derive both identity keys from the run's PSK.
+            kw["identity_key"] = identity(psk, me)
+            kw["trusted_peers"] = {peer: identity_fingerprint(identity(psk, peer))}
         if locator is None:
-            cfg = ZenohConfig(listen=["tcp/127.0.0.1:0"], psk=psk, key_exchange=kx)
+            cfg = ZenohConfig(listen=["tcp/127.0.0.1:0"], **kw)
         else:
-            cfg = ZenohConfig(connect=[locator], psk=psk, key_exchange=kx)
-        self.comm = ZenohCommunicator("bench-parent" if locator is None else "bench-child", cfg)
+            cfg = ZenohConfig(connect=[locator], **kw)
+        self.comm = ZenohCommunicator(me, cfg)
         if dh and locator is not None:
-            self.comm.wait_for_session("bench-parent", timeout=30)
+            self.comm.wait_for_session(peer, timeout=30)
 
     @property
     def locator(self) -> str:
@@ -160,11 +178,23 @@ class PythonStack:
         self.session.close()
 
 
+def identity(psk: str, node: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(f"{psk}/{node}".encode()).hexdigest()
+
+
+def identity_fingerprint(key: str) -> str:
+    from evospikenet.zenoh_comm import identity_fingerprint as fp
+
+    return fp(key)
+
+
 def make(impl: str, psk: str, locator: str | None):
     """The endpoint of `impl`; `psk` is used by the encrypted implementations only."""
-    encrypted = impl in ("evospikenet", "evospikenet-dh", "python-guide")
-    if impl == "evospikenet-dh":
-        return Ours(psk, locator, dh=True)
+    encrypted = impl in ("evospikenet", "evospikenet-dh", "evospikenet-dh-pins", "python-guide")
+    if impl.startswith("evospikenet-dh"):
+        return Ours(psk, locator, dh=True, pins=impl.endswith("pins"))
     cls = Ours if impl.startswith("evospikenet") else PythonStack
     return cls(psk if encrypted else None, locator)
 
@@ -263,43 +293,68 @@ def latency(ep, impl: str, conn, obj, kind: str, rounds: int) -> list[float]:
     return samples
 
 
-def run_impl(impl: str, args, progress) -> dict:
-    ctx = mp.get_context("spawn")
-    psk = os.urandom(32).hex()
-    ep = make(impl, psk, None)
-    parent_conn, child_conn = ctx.Pipe()
-    proc = ctx.Process(target=child, args=(impl, psk, ep.locator, child_conn), daemon=True)
-    proc.start()
-    try:
-        if not parent_conn.poll(60):
+class Run:
+    """One implementation's two ends: this process publishes, a spawned child receives."""
+
+    def __init__(self, impl: str, ctx) -> None:
+        self.impl = impl
+        psk = os.urandom(32).hex()
+        self.ep = make(impl, psk, None)
+        self.conn, child_conn = ctx.Pipe()
+        self.proc = ctx.Process(
+            target=child, args=(impl, psk, self.ep.locator, child_conn), daemon=True
+        )
+        self.proc.start()
+        if not self.conn.poll(60):
             raise RuntimeError(f"{impl}: receiver did not start")
-        assert parent_conn.recv()[0] == "ready"
-        if impl == "evospikenet-dh":
-            ep.comm.wait_for_session("bench-child", timeout=30)
-        big = np.random.default_rng(0).standard_normal(1 << 17)  # 1 MiB of float64
-        out: dict = {"small_msgs_per_s": [], "array_MiB_per_s": [], "rtt_us": []}
-        for rep in range(args.reps):
-            progress(f"{impl}: repetition {rep + 1}/{args.reps}: small messages")
-            rate = throughput(ep, impl, parent_conn, SMALL, "json", args.small)
-            out["small_msgs_per_s"].append(rate)
-            progress(f"{impl}: repetition {rep + 1}/{args.reps}: 1 MiB arrays")
-            rate = throughput(ep, impl, parent_conn, big, "array", args.arrays)
-            out["array_MiB_per_s"].append(rate * big.nbytes / 2**20)
-        progress(f"{impl}: latency ({args.rounds} round trips)")
-        rtts = latency(ep, impl, parent_conn, SMALL, "json", args.rounds)
-        parent_conn.send(("quit",))
-        proc.join(30)
+        assert self.conn.recv()[0] == "ready"
+        if impl.startswith("evospikenet-dh"):
+            self.ep.comm.wait_for_session("bench-child", timeout=30)
+        self.out: dict = {"small_msgs_per_s": [], "array_MiB_per_s": [], "rtt_us": []}
+
+    def close(self) -> None:
+        try:
+            self.conn.send(("quit",))
+            self.proc.join(30)
+        finally:
+            if self.proc.is_alive():
+                self.proc.kill()
+            self.ep.close()
+
+    def summary(self) -> dict:
+        rtts = self.out["rtt_us"]
         return {
-            "small_msgs_per_s": statistics.median(out["small_msgs_per_s"]),
-            "array_MiB_per_s": statistics.median(out["array_MiB_per_s"]),
+            "small_msgs_per_s": statistics.median(self.out["small_msgs_per_s"]),
+            "array_MiB_per_s": statistics.median(self.out["array_MiB_per_s"]),
             "rtt_p50_us": float(np.percentile(rtts, 50)),
             "rtt_p99_us": float(np.percentile(rtts, 99)),
-            "raw": out,
+            "raw": {k: v for k, v in self.out.items() if k != "rtt_us"},
         }
+
+
+def run_all(impls: list[str], args, progress) -> dict:
+    ctx = mp.get_context("spawn")
+    runs: list[Run] = []
+    try:
+        for impl in impls:
+            progress(f"{impl}: starting")
+            runs.append(Run(impl, ctx))
+        big = np.random.default_rng(0).standard_normal(1 << 17)  # 1 MiB of float64
+        for rep in range(args.reps):
+            turn = runs[rep % len(runs) :] + runs[: rep % len(runs)]
+            for r in turn:
+                progress(f"repetition {rep + 1}/{args.reps}: {r.impl}")
+                rate = throughput(r.ep, r.impl, r.conn, SMALL, "json", args.small)
+                r.out["small_msgs_per_s"].append(rate)
+                rate = throughput(r.ep, r.impl, r.conn, big, "array", args.arrays)
+                r.out["array_MiB_per_s"].append(rate * big.nbytes / 2**20)
+        for r in runs:
+            progress(f"{r.impl}: latency ({args.rounds} round trips)")
+            r.out["rtt_us"] = latency(r.ep, r.impl, r.conn, SMALL, "json", args.rounds)
+        return {r.impl: r.summary() for r in runs}
     finally:
-        if proc.is_alive():
-            proc.kill()
-        ep.close()
+        for r in runs:
+            r.close()
 
 
 def main() -> int:
@@ -320,7 +375,7 @@ def main() -> int:
     def progress(msg: str) -> None:
         print(f"[comm_bench] {msg}", file=sys.stderr, flush=True)
 
-    results = {impl: run_impl(impl, args, progress) for impl in args.only}
+    results = run_all(args.only, args, progress)
 
     def ratio(a: str, b: str, key: str) -> float | None:
         if a in results and b in results:
@@ -332,6 +387,12 @@ def main() -> int:
     summary = {
         "small: DH mode vs PSK mode (target >= 0.90)": ratio("evospikenet-dh", ours, small),
         "1 MiB: DH mode vs PSK mode (target >= 0.90)": ratio("evospikenet-dh", ours, big),
+        "small: DH with pins (sender tags) vs DH mode": ratio(
+            "evospikenet-dh-pins", "evospikenet-dh", small
+        ),
+        "1 MiB: DH with pins (sender tags) vs DH mode": ratio(
+            "evospikenet-dh-pins", "evospikenet-dh", big
+        ),
         "small: encrypted vs python-guide (target >= 5x)": ratio(ours, guide, small),
         "small: encrypted vs own plaintext (target >= 0.90)": ratio(ours, plain, small),
         "1 MiB: encrypted vs own plaintext (target >= 0.80)": ratio(ours, plain, big),
