@@ -115,6 +115,11 @@ impl Channels {
         self.current.as_mut()
     }
 
+    /// Whether an unconfirmed channel waits for the initiator's first message.
+    pub fn has_next(&self) -> bool {
+        self.next.is_some()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.previous.is_none() && self.current.is_none() && self.next.is_none()
     }

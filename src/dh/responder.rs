@@ -195,7 +195,8 @@ impl Machine {
         // Authentic from here on.
         let channel_id = channel.id;
         let origin = channel.origin;
-        if slot == Slot::Next {
+        let promoted = slot == Slot::Next;
+        if promoted {
             p.channels.promote(now.ms);
             p.attempt = None;
             if origin == Origin::FirstContact {
@@ -219,8 +220,9 @@ impl Machine {
                     message::encode_ack(&self.s.node_id, peer, &channel_id, key, counter, &acked);
                 self.send(peer, ack);
             }
-            // The peer may have restarted: make sure it holds ours.
-            self.send_keys(peer, now, false);
+            // The peer holds the channel (and may have restarted): what it lacks of ours
+            // goes at once.
+            self.send_keys(peer, now, true);
         } else {
             let Ok(acked) = <[u8; ACKED_LEN]>::try_from(&plain[..]) else {
                 return;
@@ -231,6 +233,10 @@ impl Machine {
                 if !p.acked.contains(&acked) {
                     p.acked.push(acked);
                 }
+            }
+            if promoted {
+                // The rekey's new sender key waited for this channel.
+                self.send_keys(peer, now, true);
             }
         }
         self.maybe_switch(now);
@@ -266,9 +272,18 @@ impl Machine {
         let Some(p) = self.peers.get_mut(peer) else {
             return;
         };
+        // A new sender key travels over the new channel of its rekey, not the old one:
+        // while an exchange with the peer is open, it waits (at most REKEY_KEY_WAIT_MS).
+        let next = self
+            .rekey
+            .as_ref()
+            .filter(|r| now.ms.saturating_sub(r.started) < REKEY_KEY_WAIT_MS)
+            .map(|r| r.next.session_id);
+        let exchanging = p.pending.is_some() || p.channels.has_next();
         let missing: Vec<Arc<GroupSecret>> = ours
             .into_iter()
             .filter(|g| !p.acked.contains(&g.session_id))
+            .filter(|g| !(exchanging && Some(g.session_id) == next))
             .collect();
         if missing.is_empty() {
             p.key_retry = None;

@@ -29,6 +29,9 @@ pub const REKEY_FALLBACK_MS: u64 = 2_000;
 /// A rekey exchange that cannot fall back is abandoned after this long; the current
 /// channel stays.
 pub const REKEY_GIVE_UP_MS: u64 = 10_000;
+/// A rekey's new sender key waits this long for the rekey's exchange with a peer to
+/// complete, so that it travels over the new channel; then it goes over the current one.
+pub const REKEY_KEY_WAIT_MS: u64 = 1_000;
 /// First and longest pause before an unacknowledged KEY is sent again.
 pub const KEY_RETRY_MIN_MS: u64 = 50;
 pub const KEY_RETRY_MAX_MS: u64 = 1_000;
@@ -46,12 +49,13 @@ pub const SECOND_INITIATOR_DELAY_MS: u64 = 500;
 /// Automatic first-contact attempts with a peer back off up to this long.
 pub const HANDSHAKE_RETRY_MAX_MS: u64 = 5_000;
 /// Authenticated INITs processed per peer: a burst, then this many per second. Each
-/// costs two to four X25519 operations.
-pub const INIT_BURST: u32 = 10;
-pub const INITS_PER_SECOND: u32 = 5;
-/// Across all peers, at most this many INITs are processed per second (an insider with
-/// the PSK can claim many ids).
-pub const INITS_PER_SECOND_TOTAL: u32 = 200;
+/// costs two to four X25519 operations (about 50 us each): a peer needs one per rekey,
+/// and the burst lets a caller rekey in a loop.
+pub const INIT_BURST: u32 = 100;
+pub const INITS_PER_SECOND: u32 = 20;
+/// Across all peers, at most this many INITs are processed per second, after a burst
+/// of as many (an insider with the PSK can claim many ids): about 4% of a core.
+pub const INITS_PER_SECOND_TOTAL: u32 = 400;
 
 /// A doubling back-off: `due(now)` says whether to act; `fired(now)` doubles the pause.
 #[derive(Clone, Copy, Debug)]

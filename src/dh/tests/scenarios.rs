@@ -273,7 +273,7 @@ fn inits_are_rate_limited_and_fake_ids_claim_no_state() {
     assert_eq!(sim.nodes[1].m.known_peers(), before);
     // An insider's authentic INITs from one id: a burst is answered, then the rate.
     let mut answered = 0;
-    for i in 0..100 {
+    for i in 0..(3 * INIT_BURST as u64) {
         let ts = sim.now.wall_ms + 1_000 + i;
         let kinds = sim.deliver(1, &insider_init("insider", "node-2", ts));
         answered += kinds.iter().filter(|k| *k == "send").count();
@@ -299,4 +299,26 @@ fn a_captured_init_cannot_be_replayed_after_its_peer_sent_a_newer_one() {
     assert!(sim.deliver(1, &older).is_empty(), "an older INIT answered");
     let stale = insider_init("node-4", "node-2", ts - 120_000);
     assert!(sim.deliver(1, &stale).is_empty(), "a stale INIT answered");
+}
+
+#[test]
+fn a_new_sender_key_travels_over_the_new_channel_of_its_rekey() {
+    let mut sim = connected(Auth::Psk);
+    let old = sim.nodes[0].m.channel_ids("node-2")[1];
+    let from = sim.sent.len();
+    sim.rekey(0);
+    sim.settle(5_000).unwrap();
+    let new = sim.nodes[0].m.channel_ids("node-2")[1];
+    assert_ne!(old, new);
+    // Every KEY node-1 sent node-2 since the rekey is sealed under the new channel.
+    let keys: Vec<Vec<u8>> = sim.sent[from..]
+        .iter()
+        .filter(|(to, bytes)| *to == 1 && bytes[1] == 3)
+        .map(|(_, bytes)| bytes.clone())
+        .collect();
+    assert!(!keys.is_empty());
+    for bytes in keys {
+        let m = message::Message::parse(&bytes).unwrap();
+        assert_eq!(Some(m.exchange_id), new);
+    }
 }
