@@ -14,7 +14,7 @@ use zenoh::query::{Query, Queryable};
 use zenoh::Wait;
 
 use crate::codec::Format;
-use crate::config::{validate_node_id, Config};
+use crate::config::{validate_node_id, Config, KeyExchange};
 use crate::crypto::envelope::Kind;
 use crate::crypto::group::GroupKeys;
 use crate::crypto::keys::Psk;
@@ -163,11 +163,14 @@ impl Communicator {
     pub fn open(node_id: &str, config: &Config) -> Result<Communicator> {
         validate_node_id(node_id)?;
         config.validate()?;
-        if config.psk.is_none() {
+        // Automatic DH mode without a PSK is authenticated by pinned identities: encrypted
+        // from the start. A manual node is in the clear until an exchange completes.
+        if config.psk.is_none() && config.dh.key_exchange != KeyExchange::Auto {
             log::warn!(
                 target: LOG_TARGET,
                 "No PSK configured: traffic of node {node_id} is NOT encrypted or \
-                 authenticated (set EVOSPIKENET_PSK or ZenohConfig(psk=...))"
+                 authenticated until a DH key exchange completes (set EVOSPIKENET_PSK or \
+                 ZenohConfig(psk=...))"
             );
         }
         let keys = Arc::new(KeyRing::new(config.psk.clone()));

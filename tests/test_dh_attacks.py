@@ -208,3 +208,34 @@ def test_replayed_key_exchange_messages_change_nothing(exposed, psk):
     assert (a.stats()["key_exchanges"], b.stats()["key_exchanges"]) == before
     assert a.rekey() == ["node-2"]
     both_ways(a, b, "after-rekey")
+
+
+def test_messages_recorded_before_a_restart_are_not_replayed_to_the_new_run(mesh, raw_zenoh, psk):
+    """A node restarted with the same id gets a sender key from each peer with the time of
+    the handover: copies of earlier messages, recorded on the wire, are refused."""
+    a, b = pair(mesh, psk)
+    raw = raw_zenoh()
+    raw.capture("evospikenet/flow")
+    got: list = []
+    b.subscribe("flow", got.append)
+    publish_until(a, "flow", "recorded", lambda: "recorded" in got)
+    recorded = [p for _, p in raw.captured]
+    assert recorded
+    b.close()
+    b2 = mesh.node("node-2", psk=psk, key_exchange="auto")
+    b2.wait_for_session("node-1", timeout=5)
+    wait_until(lambda: len(list(raw.session.info.peers_zid())) >= 2, what="the raw client")
+    again: list = []
+    b2.subscribe("flow", again.append)
+    publish_until(a, "flow", "fresh", lambda: "fresh" in again)
+    before = b2.stats()
+    for payload in recorded:
+        raw.put("evospikenet/flow", payload)
+    wait_until(
+        lambda: (
+            b2.stats()["replays_rejected"] + b2.stats()["decrypt_failures"]
+            >= before["replays_rejected"] + before["decrypt_failures"] + len(recorded)
+        ),
+        what="the recorded messages to be refused",
+    )
+    assert "recorded" not in again

@@ -110,8 +110,8 @@ def test_no_secret_in_logs_reprs_exceptions_or_stats(mesh, raw_zenoh, caplog):
         x ^ y for x, y in zip(rx_iv[4:], struct.pack(">Q", counter), strict=True)
     )
     announcement = AESGCM(rx_key).decrypt(nonce, msg[pos + 8 :], msg[:pos])
-    # The handover: session id, start, key, IV, then this peer's sender-auth key.
-    assert len(announcement) == 100
+    # The handover: session id, start, key, IV, this peer's sender-auth key, valid-from.
+    assert len(announcement) == 108
     secrets.update(
         {
             "DH shared secret": shared,

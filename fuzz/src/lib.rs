@@ -19,7 +19,7 @@ use evospikenet::crypto::handshake::{
 use evospikenet::crypto::keys::{Psk, SessionKey};
 use evospikenet::crypto::sender_auth::{append_trailer, recipient_id, AuthKey};
 use evospikenet::crypto::session::{KeyRing, Opened, Receiver, ReceiverPolicy};
-use evospikenet::dh::message::{handover, open_sealed, parse_handover, Body, Message};
+use evospikenet::dh::message::{open_sealed, Body, Handover, Message};
 use evospikenet::dh::{Action, Machine, Now, Settings};
 use evospikenet::error::Error;
 
@@ -240,12 +240,17 @@ pub fn control(data: &[u8]) {
         for id in [m.from, m.to] {
             assert!(!id.is_empty() && id.len() <= 255);
         }
-        if let Body::Resp { sealed, .. } | Body::Key { sealed } | Body::Ack { sealed } = m.body {
+        if let Body::Resp { mac_signed, .. } = m.body {
+            assert!(data.starts_with(mac_signed) && mac_signed.len() + 32 == data.len());
+        }
+        if let Body::Key { sealed } | Body::Ack { sealed } = m.body {
             assert_eq!(m.signed.len() + sealed.len(), data.len());
+        }
+        if let Body::Resp { sealed, .. } | Body::Key { sealed } | Body::Ack { sealed } = m.body {
             if let Ok((_, plain)) = open_sealed(&key, m.signed, sealed) {
                 if let Body::Key { .. } = m.body {
-                    let (g, auth) = parse_handover(&plain).expect("right length");
-                    assert_eq!(*handover(&g, &auth), *plain);
+                    let h = Handover::parse(&plain).expect("right length");
+                    assert_eq!(*h.encode(), *plain);
                 }
             }
         }
@@ -695,7 +700,12 @@ pub mod seeds {
 
     pub fn control() -> Vec<Seed> {
         let key = control_key();
-        let announcement = handover(&group_secret(), &[0x6b; 32]);
+        let announcement = Handover {
+            secret: group_secret(),
+            auth: zeroize::Zeroizing::new([0x6b; 32]),
+            valid_from_ms: START_MS,
+        }
+        .encode();
         let xid = [0x77u8; 16];
         let psk = Psk::from_hex(PSK_HEX).unwrap();
         // An INIT authenticated under the PSK, as the fed node accepts it.
@@ -717,7 +727,7 @@ pub mod seeds {
         let resp = |identity: bool| {
             let flags = FLAG_PSK | if identity { FLAG_IDENTITY } else { 0 };
             let id = identity.then_some([0x44; 32]);
-            encode_resp(
+            let mut m = encode_resp(
                 "node-1",
                 "node-2",
                 &xid,
@@ -727,7 +737,11 @@ pub mod seeds {
                 &key,
                 0,
                 &announcement,
-            )
+            );
+            // The mac of a RESP: under the fixed key of the INIT seeds' rekey.
+            let mac = InitKey::rekey(&[0x55; 32]).mac(&m);
+            m.extend_from_slice(&mac);
+            m
         };
         let r = resp(false);
         let mut unknown = init(FLAG_PSK, false, false);

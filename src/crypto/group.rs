@@ -108,6 +108,10 @@ struct Entry {
     retire_at_ms: AtomicU64,
     /// The key of the sender's tags for this node under this epoch (`sender_auth`).
     auth: Option<Arc<AuthKey>>,
+    /// Messages sealed before this (sender's clock) were not sealed for this node: they
+    /// are refused, so a copy recorded before this node held the key cannot be replayed
+    /// to it (0: no bound).
+    valid_from_ms: u64,
 }
 
 /// The sender keys this node received from its peers, by sender node id.
@@ -153,15 +157,17 @@ impl GroupKeys {
 
     /// Remember `sender`'s key `secret`. Returns false if it was already known.
     pub fn install(&self, sender: &str, secret: &GroupSecret) -> bool {
-        self.install_with_auth(sender, secret, None)
+        self.install_handover(sender, secret, None, 0)
     }
 
-    /// `install`, with the key of the sender's tags for this node under `secret`.
-    pub fn install_with_auth(
+    /// `install`, with the key of the sender's tags for this node under `secret` and the
+    /// time (sender's clock) from which its messages under `secret` are accepted.
+    pub fn install_handover(
         &self,
         sender: &str,
         secret: &GroupSecret,
         auth: Option<AuthKey>,
+        valid_from_ms: u64,
     ) -> bool {
         let mut senders = self.senders.write();
         let entries = senders.entry(sender.to_owned()).or_default();
@@ -181,8 +187,18 @@ impl GroupKeys {
             used: AtomicBool::new(false),
             retire_at_ms: AtomicU64::new(0),
             auth: auth.map(Arc::new),
+            valid_from_ms,
         });
         true
+    }
+
+    /// From when (sender's clock) messages under `sender`'s key `session_id` are accepted.
+    pub fn valid_from(&self, sender: &str, session_id: &[u8; SESSION_ID_LEN]) -> u64 {
+        self.senders
+            .read()
+            .get(sender)
+            .and_then(|e| e.iter().find(|e| &e.session_id == session_id))
+            .map_or(0, |e| e.valid_from_ms)
     }
 
     /// The key of `sender`'s tags for this node under its session `session_id`.

@@ -659,6 +659,12 @@ impl Receiver {
                 return Err(Error::Authentication);
             }
         }
+        if let Some(group) = group.filter(|_| matches!(header.mode, Mode::Dh | Mode::DhAuth)) {
+            // Sealed before this node was handed the key: not for it (a recorded copy).
+            if header.timestamp_ms() < group.valid_from(header.sender, &header.session_id) {
+                return Err(Error::Replay);
+            }
+        }
         // Authentic from here on: only now may the replay state change.
         self.accept(&header, cache.then_some(key))?;
         if matches!(header.mode, Mode::Dh | Mode::DhAuth) {
@@ -1195,7 +1201,7 @@ mod tests {
         let b_group = Arc::new(GroupKeys::new(5_000));
         b_group.enable();
         b_group.require_sender_auth("node-b");
-        b_group.install_with_auth("node-a", &a_key, Some(tag_key(0x0b)));
+        b_group.install_handover("node-a", &a_key, Some(tag_key(0x0b)), 0);
         let b = Receiver::with_group(ring(None), b_group.clone(), ReceiverPolicy::default());
         let genuine = seal(&a, "t", b"from a");
         assert_eq!(Header::parse(&genuine).unwrap().0.mode, Mode::DhAuth);
@@ -1255,6 +1261,30 @@ mod tests {
         tx.use_group_key(&secret);
         let second = Header::parse(&seal(&tx, "t", b"x")).unwrap().0.counter;
         assert_eq!((first, second), (0, 1));
+    }
+
+    /// A node handed a sender key refuses what was sealed under it before the handover: a
+    /// copy recorded then (sent to other nodes, or to this node's previous run) is not
+    /// replayed to it.
+    #[test]
+    fn messages_sealed_before_the_handover_are_refused() {
+        let key = GroupSecret::generate();
+        let tx = dh_sender(&key);
+        let recorded = seal(&tx, "t", b"old");
+        std::thread::sleep(std::time::Duration::from_millis(3));
+        let group = Arc::new(GroupKeys::new(5_000));
+        group.enable();
+        group.install_handover("n", &key, None, now_ms());
+        let rx = Receiver::with_group(ring(None), group, ReceiverPolicy::default());
+        assert!(matches!(
+            rx.open(&recorded, "t", b"", Kind::Publish),
+            Err(Error::Replay)
+        ));
+        let fresh = seal(&tx, "t", b"new");
+        assert_eq!(
+            rx.open(&fresh, "t", b"", Kind::Publish).unwrap().payload,
+            b"new"
+        );
     }
 
     #[test]

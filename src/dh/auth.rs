@@ -25,7 +25,8 @@ use crate::dh::message::MAC_LEN;
 const LABEL_INIT: &[u8] = b"evospikenet/v2/init";
 const LABEL_REKEY_INIT: &[u8] = b"evospikenet/v2/rekey-init";
 
-/// The key an INIT is MACed with. Its bytes are zeroized on drop.
+/// The key an INIT (and its RESP) is MACed with. Its bytes are zeroized on drop.
+#[derive(Clone)]
 pub struct InitKey(Zeroizing<[u8; 32]>);
 
 impl std::fmt::Debug for InitKey {

@@ -15,12 +15,14 @@ use crossbeam_channel::{bounded, Receiver, Sender as ChannelSender};
 use parking_lot::{Condvar, Mutex};
 use zenoh::liveliness::LivelinessToken;
 use zenoh::pubsub::Subscriber;
+use zeroize::Zeroizing;
 
 use crate::config::{validate_node_id, DhConfig, KeyExchange};
 use crate::crypto::group::GroupKeys;
 use crate::crypto::handshake::PUBLIC_KEY_LEN;
 use crate::crypto::now_ms;
-use crate::crypto::sender_auth::AuthKey;
+use crate::crypto::random_bytes;
+use crate::crypto::sender_auth::{AuthKey, AUTH_KEY_LEN};
 use crate::crypto::session::{KeyRing, Sender, BYTES_PER_SESSION};
 use crate::dh::channel::Origin;
 use crate::dh::machine::{Action, Machine, Settings};
@@ -471,15 +473,34 @@ impl Io {
                         .transport
                         .put_nonblocking(&format!("{}{to}", self.control_prefix), bytes);
                 }
-                Action::InstallSenderKey { peer, secret, auth } => {
-                    let auth = self.group.sender_auth_id().map(|_| AuthKey::new(&auth));
-                    self.group.install_with_auth(&peer, &secret, auth);
+                Action::InstallSenderKey { peer, handover } => {
+                    let auth = self
+                        .group
+                        .sender_auth_id()
+                        .map(|_| AuthKey::new(&handover.auth));
+                    self.group.install_handover(
+                        &peer,
+                        &handover.secret,
+                        auth,
+                        handover.valid_from_ms,
+                    );
                 }
                 Action::AuthKey { epoch, peer, key } => {
                     self.sender
                         .add_auth_recipient(&epoch, &peer, AuthKey::new(&key));
                 }
                 Action::UseSenderKey(secret) => {
+                    // This node opens its own publications too, as in PSK mode (with pins,
+                    // under a tag key of its own).
+                    let mut raw = Zeroizing::new([0u8; AUTH_KEY_LEN]);
+                    random_bytes(raw.as_mut_slice());
+                    let auth = self.group.sender_auth_id().map(|_| {
+                        let epoch = &secret.session_id;
+                        self.sender
+                            .add_auth_recipient(epoch, &self.node_id, AuthKey::new(&raw));
+                        AuthKey::new(&raw)
+                    });
+                    self.group.install_handover(&self.node_id, &secret, auth, 0);
                     self.group.enable();
                     self.sender.use_group_key(&secret);
                 }

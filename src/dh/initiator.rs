@@ -10,21 +10,42 @@ use crate::dh::auth::InitKey;
 use crate::dh::channel::{Channel, Origin};
 use crate::dh::machine::{Action, Kind, Machine, Pending};
 use crate::dh::message::{
-    self, Init, Message, PublicKey, EXCHANGE_ID_LEN, FLAG_IDENTITY, FLAG_PSK, FLAG_REKEY,
+    self, Body, Handover, Init, Message, EXCHANGE_ID_LEN, FLAG_IDENTITY, FLAG_PSK, FLAG_REKEY,
 };
 use crate::dh::timers::*;
 
 impl Machine {
     pub(super) fn initiate_exchange(&mut self, peer: &str, kind: Kind, now: Now) {
-        let pair = EphemeralKeyPair::generate();
+        // First contacts are capped in all: fake presence tokens cannot keep this node
+        // busy (a real newcomer also initiates towards us, uncapped).
+        if matches!(kind, Kind::FirstContact) && !self.first_contacts.take(now.ms) {
+            return;
+        }
+        let Some(p) = self.peers.get_mut(peer) else {
+            return;
+        };
+        // A retry of the same exchange keeps its key pair (one X25519 less per retry);
+        // it is dropped with the exchange.
+        let retry_of_same = |old: &Pending| {
+            matches!(
+                (&old.kind, &kind),
+                (Kind::Rekey { .. }, Kind::Rekey { .. }) | (Kind::FirstContact, Kind::FirstContact)
+            )
+        };
+        let (pair, started, mut retry) = match p.pending.take() {
+            Some(old) if retry_of_same(&old) => (old.pair, old.started, old.retry),
+            _ => (
+                EphemeralKeyPair::generate(),
+                now.ms,
+                Backoff::new(now.ms, INIT_RETRY_MIN_MS, INIT_RETRY_MAX_MS),
+            ),
+        };
         let ephemeral = pair.public_key();
         let mut id = [0u8; EXCHANGE_ID_LEN];
         random_bytes(&mut id);
         let timestamp_ms = now.wall_ms.max(self.last_init_wall + 1);
         self.last_init_wall = timestamp_ms;
-        let Some(p) = self.peers.get_mut(peer) else {
-            return;
-        };
+        let p = self.peers.get_mut(peer).expect("looked up above");
         let (flags, key_id, identity, base, init_key, salt, psk, base_fp) = match &kind {
             Kind::Rekey { base } => {
                 let Some(ch) = p.channels.confirmed(base) else {
@@ -77,6 +98,7 @@ impl Machine {
                 )
             }
         };
+        let mac_key = init_key.clone();
         let mut init = Init {
             flags,
             key_id,
@@ -89,24 +111,6 @@ impl Machine {
         let mut bytes = message::encode_init_unsigned(&self.s.node_id, peer, &id, &init);
         init.mac = init_key.mac(&bytes);
         bytes.extend_from_slice(&init.mac);
-        let started = match &p.pending {
-            // A retry keeps the exchange's start (for the fall-back time) and its back-off.
-            Some(old)
-                if matches!(
-                    (&old.kind, &kind),
-                    (Kind::Rekey { .. }, Kind::Rekey { .. })
-                        | (Kind::FirstContact, Kind::FirstContact)
-                ) =>
-            {
-                old.started
-            }
-            _ => now.ms,
-        };
-        let mut retry = p
-            .pending
-            .as_ref()
-            .map(|old| old.retry)
-            .unwrap_or_else(|| Backoff::new(now.ms, INIT_RETRY_MIN_MS, INIT_RETRY_MAX_MS));
         retry.fired(now.ms);
         p.pending = Some(Pending {
             id,
@@ -116,21 +120,25 @@ impl Machine {
             salt,
             psk,
             base_fingerprint: base_fp,
+            init_key: mac_key,
             started,
             retry,
         });
         self.send(peer, bytes);
     }
 
-    pub(super) fn on_resp(
-        &mut self,
-        m: &Message<'_>,
-        flags: u8,
-        eph: &PublicKey,
-        identity: Option<PublicKey>,
-        sealed: &[u8],
-        now: Now,
-    ) {
+    pub(super) fn on_resp(&mut self, m: &Message<'_>, now: Now) {
+        let Body::Resp {
+            flags,
+            ephemeral: ref eph,
+            identity,
+            sealed,
+            ref mac,
+            mac_signed,
+        } = m.body
+        else {
+            return;
+        };
         let peer = m.from;
         let me = self.s.node_id.clone();
         let Some(p) = self.peers.get_mut(peer) else {
@@ -139,7 +147,11 @@ impl Machine {
         let Some(pending) = p.pending.as_ref().filter(|x| x.id == m.exchange_id) else {
             return; // not an exchange of ours (any more): a late or forged reply
         };
-        if flags != pending.flags & (FLAG_PSK | FLAG_IDENTITY | FLAG_REKEY) {
+        // Checked before any X25519: a RESP forged for an exchange id read on the wire
+        // costs one HMAC.
+        if flags != pending.flags & (FLAG_PSK | FLAG_IDENTITY | FLAG_REKEY)
+            || !pending.init_key.verify(mac_signed, mac)
+        {
             return;
         }
         let my_public = pending.pair.public_key();
@@ -189,13 +201,14 @@ impl Machine {
             ));
             return;
         };
-        let Ok((theirs, auth)) = message::parse_handover(&announcement) else {
+        let Ok(handover) = Handover::parse(&announcement) else {
             return;
         };
         // Authentic from here on.
         let p = self.peers.get_mut(peer).expect("looked up above");
         p.pending = None;
         p.attempt = None;
+        p.gone_since = None;
         p.channels.install(channel, now.ms);
         if origin == Origin::FirstContact {
             p.forget_keys();
@@ -204,8 +217,8 @@ impl Machine {
             peer: peer.to_owned(),
             origin,
         });
-        let acked = theirs.session_id;
-        self.accept_sender_key(peer, theirs, auth);
+        let acked = handover.secret.session_id;
+        self.accept_sender_key(peer, handover);
         // The first message under the new channel: it proves to the responder that we
         // derived the keys, and acknowledges its sender key.
         let p = self.peers.get_mut(peer).expect("looked up above");

@@ -32,9 +32,10 @@ use crate::crypto::handshake::{
 use crate::crypto::keys::KeyId;
 use crate::crypto::random_bytes;
 use crate::crypto::session::KeyRing;
+use crate::dh::auth::InitKey;
 use crate::dh::channel::{Channel, Channels, Origin};
 use crate::dh::message::{
-    self, Body, ExchangeId, Message, PublicKey, ACKED_LEN, AUTH_KEY_LEN, EXCHANGE_ID_LEN,
+    Body, ExchangeId, Handover, Message, PublicKey, ACKED_LEN, AUTH_KEY_LEN, EXCHANGE_ID_LEN,
 };
 use crate::dh::timers::*;
 use crate::error::{Error, Result};
@@ -72,13 +73,9 @@ impl Settings {
 pub enum Action {
     /// Put `bytes` on `to`'s key-exchange key.
     Send { to: String, bytes: Vec<u8> },
-    /// Hold `peer`'s sender key (opens its publications) and the key of the tags that
-    /// authenticate `peer` as their sender to this node.
-    InstallSenderKey {
-        peer: String,
-        secret: GroupSecret,
-        auth: Zeroizing<[u8; AUTH_KEY_LEN]>,
-    },
+    /// Hold `peer`'s sender key (opens its publications sealed from the handover's time
+    /// on) and the key of the tags that authenticate `peer` as their sender to this node.
+    InstallSenderKey { peer: String, handover: Handover },
     /// Tag what is sealed under our sender key `epoch` for `peer` with `key` (it holds
     /// the same key, handed over with the sender key).
     AuthKey {
@@ -114,6 +111,8 @@ pub(super) struct Pending {
     pub(super) psk: Option<KeyId>,
     /// The fingerprint a rekey inherits from its base.
     pub(super) base_fingerprint: Option<String>,
+    /// The INIT's key: the RESP must carry a MAC under it before anything is computed.
+    pub(super) init_key: InitKey,
     pub(super) started: u64,
     pub(super) retry: Backoff,
 }
@@ -124,8 +123,9 @@ pub(super) struct Peer {
     pub(super) pending: Option<Pending>,
     /// Automatic first contact: when to try next.
     pub(super) attempt: Option<Backoff>,
-    /// The newest authentic INIT timestamp from this peer.
-    pub(super) last_init_ts: u64,
+    /// Since when the peer's presence is gone while we still hold a channel (it is being
+    /// asked whether it is still there).
+    pub(super) gone_since: Option<u64>,
     pub(super) inits: Option<Bucket>,
     /// Our sender keys (session ids) this peer acknowledged.
     pub(super) acked: Vec<[u8; ACKED_LEN]>,
@@ -165,6 +165,10 @@ pub struct Machine {
     pub(super) last_public: Option<PublicKey>,
     pub(super) live: HashMap<String, u64>,
     pub(super) total_inits: Bucket,
+    pub(super) first_contacts: Bucket,
+    /// The newest authentic INIT timestamp from each peer; kept when the peer's state
+    /// goes, so its INITs cannot be replayed then (bounded: oldest entries go first).
+    pub(super) init_ts: HashMap<String, u64>,
     pub(super) last_init_wall: u64,
     /// INITs stamped before this node started are refused: they were made for an
     /// earlier instance (replays of them would otherwise pass after a restart).
@@ -187,6 +191,12 @@ impl Machine {
             last_public: None,
             live: HashMap::new(),
             total_inits: Bucket::new(now.ms, INITS_PER_SECOND_TOTAL, INITS_PER_SECOND_TOTAL),
+            init_ts: HashMap::new(),
+            first_contacts: Bucket::new(
+                now.ms,
+                FIRST_CONTACTS_PER_SECOND,
+                FIRST_CONTACTS_PER_SECOND,
+            ),
             last_init_wall: 0,
             started_wall: now.wall_ms,
             out: Vec::new(),
@@ -446,9 +456,29 @@ impl Machine {
         });
     }
 
+    /// Record the newest authentic INIT timestamp of `peer`.
+    pub(super) fn remember_init(&mut self, peer: &str, timestamp_ms: u64) {
+        if !self.init_ts.contains_key(peer) && self.init_ts.len() >= MAX_LIVE_PEERS {
+            let oldest = self
+                .init_ts
+                .iter()
+                .min_by_key(|(_, t)| **t)
+                .map(|(id, _)| id.clone());
+            if let Some(id) = oldest {
+                self.init_ts.remove(&id);
+            }
+        }
+        self.init_ts.insert(peer.to_owned(), timestamp_ms);
+    }
+
     /// The handover of our sender key `epoch` to `peer`: the key and `peer`'s sender-auth
     /// key for it (drawn on first use, and announced to the driver).
-    pub(super) fn handover_for(&mut self, epoch: &GroupSecret, peer: &str) -> Zeroizing<Vec<u8>> {
+    pub(super) fn handover_for(
+        &mut self,
+        epoch: &GroupSecret,
+        peer: &str,
+        now: Now,
+    ) -> Zeroizing<Vec<u8>> {
         let keys = self.auth.entry(epoch.session_id).or_default();
         if !keys.contains_key(peer) {
             let mut key = Zeroizing::new([0u8; AUTH_KEY_LEN]);
@@ -460,7 +490,15 @@ impl Machine {
                 key,
             });
         }
-        message::handover(epoch, &self.auth[&epoch.session_id][peer])
+        let auth = self.auth[&epoch.session_id][peer].clone();
+        let secret = GroupSecret::from_announcement(&epoch.announcement()).expect("own key");
+        let valid_from_ms = now.wall_ms.saturating_sub(HANDOVER_SLACK_MS);
+        Handover {
+            secret,
+            auth,
+            valid_from_ms,
+        }
+        .encode()
     }
 
     // ----- presence (automatic mode) -----
@@ -477,9 +515,20 @@ impl Machine {
             return Vec::new();
         }
         if !alive {
+            // A token going away proves nothing: anyone can declare one under any name and
+            // drop it. So the peer is asked, with a rekey of our channel, and forgotten
+            // only if it does not answer within PEER_GONE_MS.
             self.live.remove(peer);
-            if self.peers.remove(peer).is_some() {
-                self.out.push(Action::RetireSender(peer.to_owned()));
+            let Some(p) = self.peers.get_mut(peer) else {
+                return Vec::new();
+            };
+            let Some(base) = p.channels.current().map(|c| c.id) else {
+                self.peers.remove(peer);
+                return Vec::new();
+            };
+            p.gone_since.get_or_insert(now.ms);
+            if p.pending.is_none() {
+                self.initiate_exchange(peer, Kind::Rekey { base }, now);
             }
             return self.take();
         }
@@ -487,6 +536,9 @@ impl Machine {
             return Vec::new();
         }
         self.live.insert(peer.to_owned(), now.ms);
+        if let Some(p) = self.peers.get_mut(peer) {
+            p.gone_since = None;
+        }
         if let Some(key) = identity {
             self.learn_identity(peer, key);
         }
@@ -531,12 +583,7 @@ impl Machine {
         }
         match &m.body {
             Body::Init(init) => self.on_init(&m, init, now),
-            Body::Resp {
-                flags,
-                ephemeral,
-                identity,
-                sealed,
-            } => self.on_resp(&m, *flags, ephemeral, *identity, sealed, now),
+            Body::Resp { .. } => self.on_resp(&m, now),
             Body::Key { sealed } => self.on_sealed(&m, sealed, true, now),
             Body::Ack { sealed } => self.on_sealed(&m, sealed, false, now),
         }
@@ -560,10 +607,27 @@ impl Machine {
             self.poll_pending(peer, now);
             self.send_keys(peer, now, false);
         }
+        // Peers whose presence went away and that did not answer are forgotten.
+        let gone: Vec<String> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| {
+                p.gone_since
+                    .is_some_and(|t| now.ms.saturating_sub(t) >= PEER_GONE_MS)
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for peer in gone {
+            self.peers.remove(&peer);
+            self.out.push(Action::RetireSender(peer));
+        }
         // Peers with nothing left and no presence are forgotten.
         let live = &self.live;
         self.peers
             .retain(|id, p| !p.channels.is_empty() || p.pending.is_some() || live.contains_key(id));
+        let (peers, manual) = (&self.peers, &self.manual);
+        self.my_public
+            .retain(|id, _| peers.contains_key(id) || manual.contains_key(id));
         self.maybe_switch(now);
         if self.own.is_some()
             && self.rekey.is_none()

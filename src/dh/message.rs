@@ -6,15 +6,17 @@
 //! message = 0xE3 | type u8 | len u8 | from | len u8 | to | exchange id [16] | body
 //! INIT  1 = flags u8 | PSK key id [4] | timestamp ms u64be | ephemeral key [32]
 //!           | identity key [32]?  (flag 2) | base exchange id [16]?  (flag 4) | mac [32]
-//! RESP  2 = flags u8 | ephemeral key [32] | identity key [32]? (flag 2) | sealed
-//! KEY   3 = sealed                  (plaintext: a handover, 100 bytes)
+//! RESP  2 = flags u8 | ephemeral key [32] | identity key [32]? (flag 2) | sealed | mac [32]
+//! KEY   3 = sealed                  (plaintext: a handover, 108 bytes)
 //! ACK   4 = sealed                  (plaintext: the acknowledged sender-key session id [16])
 //! sealed  = counter u64be | AES-256-GCM ciphertext | tag [16]
 //!           under the channel's key for this direction, AAD = every byte before `sealed`
-//! mac     = HMAC-SHA256(init key, every byte before the mac)   (see `auth::InitKey`)
-//! handover = sender-key announcement [68] | sender-auth key [32]
-//!           (RESP and KEY: the sender key, and the key of this recipient's tags on
-//!           messages sealed under it; see `crypto::sender_auth`)
+//! mac     = HMAC-SHA256(init key, every byte before the mac)   (see `auth::InitKey`):
+//!           in a RESP under the INIT's key, so a forged RESP costs no X25519
+//! handover = sender-key announcement [68] | sender-auth key [32] | valid from ms u64be
+//!           (RESP and KEY: the sender key, the key of this recipient's tags on messages
+//!           sealed under it (`crypto::sender_auth`), and the sender's time of the
+//!           handover: the recipient refuses what was sealed under the key before it)
 //! flags   : 1 = the PSK named by the key id authenticates it, 2 = identity keys are
 //!           present, 4 = rekey of channel `base` (its chain key authenticates it);
 //!           any other bit is refused
@@ -35,7 +37,7 @@ pub const MAC_LEN: usize = 32;
 pub const ACKED_LEN: usize = 16;
 pub use crate::crypto::sender_auth::AUTH_KEY_LEN;
 /// The plaintext of a RESP or KEY.
-pub const HANDOVER_LEN: usize = ANNOUNCEMENT_LEN + AUTH_KEY_LEN;
+pub const HANDOVER_LEN: usize = ANNOUNCEMENT_LEN + AUTH_KEY_LEN + 8;
 
 pub const FLAG_PSK: u8 = 1;
 pub const FLAG_IDENTITY: u8 = 2;
@@ -59,6 +61,9 @@ pub enum Body<'a> {
         ephemeral: PublicKey,
         identity: Option<PublicKey>,
         sealed: &'a [u8],
+        mac: [u8; MAC_LEN],
+        /// Every byte before the mac.
+        mac_signed: &'a [u8],
     },
     Key {
         sealed: &'a [u8],
@@ -127,7 +132,6 @@ impl<'a> Reader<'a> {
     fn sealed(&mut self, plaintext_len: usize) -> Result<(usize, &'a [u8])> {
         let at = self.pos;
         let sealed = self.take(8 + plaintext_len + TAG_LEN)?;
-        self.end()?;
         Ok((at, sealed))
     }
     fn end(&self) -> Result<()> {
@@ -182,20 +186,27 @@ impl<'a> Message<'a> {
                     .then(|| r.array())
                     .transpose()?;
                 let (at, sealed) = r.sealed(HANDOVER_LEN)?;
+                let mac_at = r.pos;
+                let mac = r.array()?;
+                r.end()?;
                 let body = Body::Resp {
                     flags,
                     ephemeral,
                     identity,
                     sealed,
+                    mac,
+                    mac_signed: &buf[..mac_at],
                 };
                 (body, at)
             }
             KEY => {
                 let (at, sealed) = r.sealed(HANDOVER_LEN)?;
+                r.end()?;
                 (Body::Key { sealed }, at)
             }
             ACK => {
                 let (at, sealed) = r.sealed(ACKED_LEN)?;
+                r.end()?;
                 (Body::Ack { sealed }, at)
             }
             _ => return Err(Error::Authentication),
@@ -253,22 +264,48 @@ pub fn open_sealed(
     Ok((counter, plain))
 }
 
-/// A handover: `secret`'s announcement and the recipient's sender-auth key.
-pub fn handover(secret: &GroupSecret, auth: &[u8; AUTH_KEY_LEN]) -> Zeroizing<Vec<u8>> {
-    let mut out = secret.announcement();
-    out.extend_from_slice(auth);
-    out
+/// What a RESP or KEY hands to one recipient: a sender key, the key of the recipient's
+/// tags under it, and from when (sender's clock) the recipient may accept messages under
+/// it: earlier ones were not sealed for it, and a replay of them is refused.
+pub struct Handover {
+    pub secret: GroupSecret,
+    pub auth: Zeroizing<[u8; AUTH_KEY_LEN]>,
+    pub valid_from_ms: u64,
 }
 
-/// Parse a handover (already authenticated by its channel).
-pub fn parse_handover(plain: &[u8]) -> Result<(GroupSecret, Zeroizing<[u8; AUTH_KEY_LEN]>)> {
-    if plain.len() != HANDOVER_LEN {
-        return Err(Error::Authentication);
+impl std::fmt::Debug for Handover {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Handover({:?}, auth <redacted>, valid from {})",
+            self.secret, self.valid_from_ms
+        )
     }
-    let secret = GroupSecret::from_announcement(&plain[..ANNOUNCEMENT_LEN])?;
-    let mut auth = Zeroizing::new([0u8; AUTH_KEY_LEN]);
-    auth.copy_from_slice(&plain[ANNOUNCEMENT_LEN..]);
-    Ok((secret, auth))
+}
+
+impl Handover {
+    pub fn encode(&self) -> Zeroizing<Vec<u8>> {
+        let mut out = self.secret.announcement();
+        out.extend_from_slice(self.auth.as_slice());
+        out.extend_from_slice(&self.valid_from_ms.to_be_bytes());
+        out
+    }
+
+    /// Parse a handover (already authenticated by its channel).
+    pub fn parse(plain: &[u8]) -> Result<Handover> {
+        if plain.len() != HANDOVER_LEN {
+            return Err(Error::Authentication);
+        }
+        let (announcement, rest) = plain.split_at(ANNOUNCEMENT_LEN);
+        let (auth_bytes, from) = rest.split_at(AUTH_KEY_LEN);
+        let mut auth = Zeroizing::new([0u8; AUTH_KEY_LEN]);
+        auth.copy_from_slice(auth_bytes);
+        Ok(Handover {
+            secret: GroupSecret::from_announcement(announcement)?,
+            auth,
+            valid_from_ms: u64::from_be_bytes(from.try_into().expect("8 bytes")),
+        })
+    }
 }
 
 /// Everything of an INIT but its MAC; `init_mac_input` + the MAC make the message.
@@ -292,7 +329,8 @@ pub fn encode_init_unsigned(
     m
 }
 
-/// A RESP with the responder's sender-key announcement sealed under the new channel.
+/// A RESP with the responder's handover sealed under the new channel, without its mac
+/// (the caller appends `InitKey::mac` of these bytes).
 #[allow(clippy::too_many_arguments)]
 pub fn encode_resp(
     from: &str,
@@ -352,6 +390,17 @@ mod tests {
         SessionKey::from_key_and_iv(&[7u8; 32], &[9u8; 12])
     }
 
+    fn h(g: &GroupSecret) -> Zeroizing<Vec<u8>> {
+        let secret = GroupSecret::from_announcement(&g.announcement()).unwrap();
+        let auth = Zeroizing::new([4; AUTH_KEY_LEN]);
+        Handover {
+            secret,
+            auth,
+            valid_from_ms: 5,
+        }
+        .encode()
+    }
+
     fn init(flags: u8) -> Init {
         Init {
             flags,
@@ -395,58 +444,62 @@ mod tests {
             let flags_at = 3 + 1 + 1 + 1 + 16;
             m[flags_at] |= bit;
             assert!(Message::parse(&m).is_err());
-            let mut r = encode_resp(
-                "a",
-                "b",
-                &[0; 16],
-                0,
-                &[1; 32],
-                None,
-                &key(),
-                0,
-                &handover(&g, &[4; 32]),
-            );
+            let mut r = encode_resp("a", "b", &[0; 16], 0, &[1; 32], None, &key(), 0, &h(&g));
+            r.extend_from_slice(&[0; MAC_LEN]);
+            assert!(Message::parse(&r).is_ok());
             r[flags_at] |= bit;
             assert!(Message::parse(&r).is_err());
         }
     }
 
     #[test]
-    fn sealed_parts_bind_every_byte_before_them() {
+    fn sealed_parts_and_macs_bind_every_byte_before_them() {
         let g = GroupSecret::generate();
+        let init_key = crate::dh::auth::InitKey::rekey(&[6; 32]);
+        let mut resp = encode_resp(
+            "a",
+            "b",
+            &[1; 16],
+            FLAG_IDENTITY,
+            &[2; 32],
+            Some(&[3; 32]),
+            &key(),
+            5,
+            &h(&g),
+        );
+        resp.extend_from_slice(&init_key.mac(&resp));
         let msgs = [
-            encode_key("a", "b", &[1; 16], &key(), 5, &handover(&g, &[4; 32])),
+            encode_key("a", "b", &[1; 16], &key(), 5, &h(&g)),
             encode_ack("a", "b", &[1; 16], &key(), 5, &g.session_id),
-            encode_resp(
-                "a",
-                "b",
-                &[1; 16],
-                FLAG_IDENTITY,
-                &[2; 32],
-                Some(&[3; 32]),
-                &key(),
-                5,
-                &handover(&g, &[4; 32]),
-            ),
+            resp,
         ];
+        // What a receiver checks: the sealed part, and a RESP's mac.
+        let check = |bytes: &[u8]| -> Result<u64> {
+            let c = Message::parse(bytes)?;
+            match c.body {
+                Body::Key { sealed } | Body::Ack { sealed } => {
+                    Ok(open_sealed(&key(), c.signed, sealed)?.0)
+                }
+                Body::Resp {
+                    sealed,
+                    mac,
+                    mac_signed,
+                    ..
+                } => {
+                    if !init_key.verify(mac_signed, &mac) {
+                        return Err(Error::Authentication);
+                    }
+                    Ok(open_sealed(&key(), c.signed, sealed)?.0)
+                }
+                Body::Init(_) => Err(Error::Authentication),
+            }
+        };
         for m in msgs {
-            let c = Message::parse(&m).unwrap();
-            let sealed = match c.body {
-                Body::Key { sealed } | Body::Ack { sealed } | Body::Resp { sealed, .. } => sealed,
-                Body::Init(_) => unreachable!(),
-            };
-            let (counter, _) = open_sealed(&key(), c.signed, sealed).unwrap();
-            assert_eq!(counter, 5);
+            assert_eq!(check(&m).unwrap(), 5);
             for i in 0..m.len() {
                 let mut bad = m.clone();
                 bad[i] ^= 1;
-                let ok = Message::parse(&bad).and_then(|c| match c.body {
-                    Body::Key { sealed } | Body::Ack { sealed } | Body::Resp { sealed, .. } => {
-                        open_sealed(&key(), c.signed, sealed).map(|_| ())
-                    }
-                    Body::Init(_) => Err(Error::Authentication),
-                });
-                assert!(ok.is_err(), "flip at byte {i} accepted");
+                assert!(check(&bad).is_err(), "flip at byte {i} accepted");
             }
         }
     }

@@ -11,7 +11,7 @@ use crate::dh::auth::InitKey;
 use crate::dh::channel::{Channel, Origin, Slot};
 use crate::dh::machine::{Action, Machine};
 use crate::dh::message::{
-    self, Init, Message, ACKED_LEN, AUTH_KEY_LEN, FLAG_IDENTITY, FLAG_PSK, FLAG_REKEY,
+    self, Handover, Init, Message, ACKED_LEN, FLAG_IDENTITY, FLAG_PSK, FLAG_REKEY,
 };
 use crate::dh::timers::*;
 use crate::error::Error;
@@ -99,15 +99,17 @@ impl Machine {
             return;
         }
         // 2. Authentic: fresh, not a replay, within the rate limits.
-        let p = self.peers.entry(peer.to_owned()).or_default();
-        if init.timestamp_ms <= p.last_init_ts
+        let last = self.init_ts.get(peer).copied().unwrap_or(0);
+        if init.timestamp_ms <= last
             || init.timestamp_ms < self.started_wall
             || init.timestamp_ms.abs_diff(now.wall_ms) > self.s.init_freshness_ms
         {
             return; // replayed, reordered behind a newer one, or stale
         }
         // Consumed from here on, answered or not: a replay of it is refused.
-        p.last_init_ts = init.timestamp_ms;
+        self.remember_init(peer, init.timestamp_ms);
+        let p = self.peers.entry(peer.to_owned()).or_default();
+        p.gone_since = None;
         // Crossing exchanges: the smaller node id's wins.
         if p.pending.is_some() && self.s.node_id.as_str() < peer {
             return;
@@ -152,7 +154,7 @@ impl Machine {
         let fp = base_fp
             .unwrap_or_else(|| fingerprint(their_static.as_ref().unwrap_or(&init.ephemeral)));
         let mut channel = Channel::new(m.exchange_id, keys, fp, psk, origin);
-        let handover = self.handover_for(&own, peer);
+        let handover = self.handover_for(&own, peer, now);
         let (key, counter) = channel.tx();
         let resp = message::encode_resp(
             &self.s.node_id,
@@ -165,6 +167,8 @@ impl Machine {
             counter,
             &handover,
         );
+        let mut resp = resp;
+        resp.extend_from_slice(&init_key.mac(&resp));
         let p = self.peers.get_mut(peer).expect("inserted above");
         p.channels.offer(channel, now.ms);
         self.my_public.insert(peer.to_owned(), my_public);
@@ -193,6 +197,7 @@ impl Machine {
             }
         };
         // Authentic from here on.
+        p.gone_since = None;
         let channel_id = channel.id;
         let origin = channel.origin;
         let promoted = slot == Slot::Next;
@@ -208,11 +213,11 @@ impl Machine {
             });
         }
         if is_key {
-            let Ok((theirs, auth)) = message::parse_handover(&plain) else {
+            let Ok(handover) = Handover::parse(&plain) else {
                 return;
             };
-            let acked = theirs.session_id;
-            self.accept_sender_key(peer, theirs, auth);
+            let acked = handover.secret.session_id;
+            self.accept_sender_key(peer, handover);
             let p = self.peers.get_mut(peer).expect("present");
             if let Some((_, ch)) = p.channels.find_mut(&channel_id) {
                 let (key, counter) = ch.tx();
@@ -242,18 +247,12 @@ impl Machine {
         self.maybe_switch(now);
     }
 
-    pub(super) fn accept_sender_key(
-        &mut self,
-        peer: &str,
-        secret: GroupSecret,
-        auth: Zeroizing<[u8; AUTH_KEY_LEN]>,
-    ) {
+    pub(super) fn accept_sender_key(&mut self, peer: &str, handover: Handover) {
         let p = self.peers.get_mut(peer).expect("caller checked");
-        p.theirs = Some(secret.session_id);
+        p.theirs = Some(handover.secret.session_id);
         self.out.push(Action::InstallSenderKey {
             peer: peer.to_owned(),
-            secret,
-            auth,
+            handover,
         });
     }
 
@@ -299,7 +298,10 @@ impl Machine {
             return;
         }
         retry.fired(now.ms);
-        let handovers: Vec<_> = missing.iter().map(|g| self.handover_for(g, peer)).collect();
+        let handovers: Vec<_> = missing
+            .iter()
+            .map(|g| self.handover_for(g, peer, now))
+            .collect();
         let p = self.peers.get_mut(peer).expect("present");
         let ch = p.channels.current_mut().expect("checked");
         let id = ch.id;

@@ -32,6 +32,9 @@ pub const REKEY_GIVE_UP_MS: u64 = 10_000;
 /// A rekey's new sender key waits this long for the rekey's exchange with a peer to
 /// complete, so that it travels over the new channel; then it goes over the current one.
 pub const REKEY_KEY_WAIT_MS: u64 = 1_000;
+/// A handover's "valid from" is this much before the sender's clock at the handover, so
+/// a clock step or jitter between the two time bases never refuses a fresh message.
+pub const HANDOVER_SLACK_MS: u64 = 250;
 /// First and longest pause before an unacknowledged KEY is sent again.
 pub const KEY_RETRY_MIN_MS: u64 = 50;
 pub const KEY_RETRY_MAX_MS: u64 = 1_000;
@@ -43,6 +46,9 @@ pub const SWITCH_TIMEOUT_MS: u64 = 3_000;
 pub const NEXT_TTL_MS: u64 = 10_000;
 /// A `previous` channel is accepted this long after it was replaced.
 pub const PREVIOUS_TTL_MS: u64 = 30_000;
+/// A peer whose presence token went away is asked (with a rekey) whether it is still
+/// there; one that does not answer within this long is forgotten and its keys erased.
+pub const PEER_GONE_MS: u64 = 3_000;
 /// The larger node id of a pair waits this long for the smaller one to start the
 /// automatic exchange (so the two rarely cross).
 pub const SECOND_INITIATOR_DELAY_MS: u64 = 500;
@@ -56,6 +62,9 @@ pub const INITS_PER_SECOND: u32 = 20;
 /// Across all peers, at most this many INITs are processed per second, after a burst
 /// of as many (an insider with the PSK can claim many ids): about 4% of a core.
 pub const INITS_PER_SECOND_TOTAL: u32 = 400;
+
+/// First-contact INITs this node sends per second, in all (after a burst of as many).
+pub const FIRST_CONTACTS_PER_SECOND: u32 = 50;
 
 /// A doubling back-off: `due(now)` says whether to act; `fired(now)` doubles the pause.
 #[derive(Clone, Copy, Debug)]

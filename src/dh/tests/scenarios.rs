@@ -4,6 +4,7 @@ use super::sim::*;
 use crate::crypto::handshake::{psk_salt, EphemeralKeyPair};
 use crate::crypto::keys::Psk;
 use crate::dh::auth::InitKey;
+use crate::dh::machine::Action;
 use crate::dh::message::{self, Init, FLAG_PSK, FLAG_REKEY, MAC_LEN};
 use crate::dh::timers::*;
 
@@ -321,4 +322,83 @@ fn a_new_sender_key_travels_over_the_new_channel_of_its_rekey() {
         let m = message::Message::parse(&bytes).unwrap();
         assert_eq!(Some(m.exchange_id), new);
     }
+}
+
+#[test]
+fn a_spoofed_presence_delete_erases_no_live_peer() {
+    for auth in [Auth::Psk, Auth::Pins] {
+        let mut sim = connected(auth);
+        let held = sim.nodes[0].held.clone();
+        // Anyone can declare a token under node-2's name and drop it.
+        sim.presence(0, 1, false);
+        sim.run(2 * PEER_GONE_MS);
+        assert!(sim.all_connected(), "{auth:?}");
+        assert_eq!(
+            sim.nodes[0].held.get("node-2"),
+            held.get("node-2"),
+            "{auth:?}"
+        );
+        assert!(sim.delivers(1, 0), "{auth:?}: node-2's traffic is refused");
+    }
+}
+
+#[test]
+fn a_peer_that_really_left_is_forgotten_and_its_keys_erased() {
+    let mut sim = connected(Auth::Psk);
+    sim.faults.drop = 1000; // node-2 is gone: nothing reaches it any more
+    sim.presence(0, 1, false);
+    sim.run(PEER_GONE_MS - 100);
+    assert!(
+        sim.nodes[0].held.contains_key("node-2"),
+        "erased before asking"
+    );
+    sim.run(200);
+    assert!(!sim.nodes[0].held.contains_key("node-2"));
+    assert_eq!(sim.nodes[0].m.channel_ids("node-2"), [None, None, None]);
+}
+
+#[test]
+fn a_captured_init_stays_refused_after_its_sender_state_went() {
+    let mut sim = Sim::new(&["node-1", "node-2"], Auth::Psk, 9);
+    sim.settle(5_000).unwrap();
+    let ts = sim.now.wall_ms;
+    let init = insider_init("node-3", "node-2", ts + 10);
+    assert!(sim.deliver(1, &init).contains(&"send".to_string()));
+    // node-3 never completes: node-2 drops what it held for it.
+    sim.run(NEXT_TTL_MS + 100);
+    assert!(!sim.nodes[1].m.known_peers().contains(&"node-3".to_string()));
+    assert!(sim.deliver(1, &init).is_empty(), "a replayed INIT answered");
+}
+
+#[test]
+fn fake_presence_costs_a_bounded_rate_of_inits_and_delays_no_newcomer() {
+    let mut sim = Sim::new(&["node-1", "node-2"], Auth::Psk, 10);
+    let now = sim.now;
+    for i in 0..2_000 {
+        let actions = sim.nodes[0]
+            .m
+            .presence(&format!("fake-{i}"), true, None, now);
+        sim.apply(0, actions);
+    }
+    sim.run(2_000);
+    let bound = 3 * FIRST_CONTACTS_PER_SECOND as usize; // the burst, then 2 s of the rate
+    assert!(
+        sim.sent_nowhere <= bound,
+        "{} INITs to fake peers",
+        sim.sent_nowhere
+    );
+    // The real peer initiates towards node-1 too: it gets its session all the same.
+    assert!(sim.settle(5_000).is_some());
+    // A token going away for a peer without a channel erases nothing and asks nothing.
+    let before = sim.sent_nowhere;
+    for i in 0..2_000 {
+        let actions = sim.nodes[0]
+            .m
+            .presence(&format!("fake-{i}"), false, None, sim.now);
+        assert!(actions
+            .iter()
+            .all(|a| !matches!(a, Action::RetireSender(_))));
+        sim.apply(0, actions);
+    }
+    assert_eq!(sim.sent_nowhere, before);
 }

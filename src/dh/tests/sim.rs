@@ -83,6 +83,8 @@ pub struct Sim {
     /// attacker can replay.
     pub sent: Vec<(usize, Vec<u8>)>,
     pub delivered: Vec<(usize, Vec<u8>)>,
+    /// Messages sent to ids no node has (fake peers).
+    pub sent_nowhere: usize,
 }
 
 pub fn settings(
@@ -120,6 +122,7 @@ impl Sim {
             faults: Faults::default(),
             sent: Vec::new(),
             delivered: Vec::new(),
+            sent_nowhere: 0,
         };
         for (i, id) in ids.iter().enumerate() {
             let trusted = if pins {
@@ -197,6 +200,7 @@ impl Sim {
             match a {
                 Action::Send { to, bytes } => {
                     let Some(j) = self.nodes.iter().position(|n| n.id == to) else {
+                        self.sent_nowhere += 1;
                         continue;
                     };
                     self.sent.push((j, bytes.clone()));
@@ -217,10 +221,11 @@ impl Sim {
                         });
                     }
                 }
-                Action::InstallSenderKey { peer, secret, .. } => {
+                Action::InstallSenderKey { peer, handover } => {
+                    let id = handover.secret.session_id;
                     let held = self.nodes[i].held.entry(peer).or_default();
-                    if !held.contains(&secret.session_id) {
-                        held.push(secret.session_id);
+                    if !held.contains(&id) {
+                        held.push(id);
                     }
                     if held.len() > 4 {
                         held.remove(0);
