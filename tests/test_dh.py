@@ -32,6 +32,25 @@ def manual_pair(a: ZenohCommunicator, b: ZenohCommunicator) -> None:
     b.wait_for_session(a.node_id)
 
 
+def refuses_from_then_on(receiver, sender, topic: str, label: str) -> None:
+    """`sender` publishes "probe" on `topic` until `receiver` refuses one (its route exists
+    from then on); then each of 10 more, labelled ``label-<i>``, is refused too."""
+    before = receiver.stats()["decrypt_failures"]
+    wait_until(
+        lambda: (
+            sender.publish(topic, "probe"),
+            receiver.stats()["decrypt_failures"] > before,
+        )[1],
+        what=f"{receiver.node_id} to refuse {sender.node_id}'s traffic",
+    )
+    refused = receiver.stats()["decrypt_failures"]
+    for i in range(10):
+        sender.publish(topic, f"{label}-{i}")
+    wait_until(
+        lambda: receiver.stats()["decrypt_failures"] >= refused + 10, what="10 more refusals"
+    )
+
+
 def collect(comm: ZenohCommunicator, topic: str) -> list:
     got: list = []
     comm.subscribe(topic, lambda data, sender, t: got.append((sender, data)), with_info=True)
@@ -477,17 +496,8 @@ def test_psk_rotation_revokes_the_old_key_for_senders_already_seen(mesh, psk):
     new = new_psk()
     a.rotate_psk(new, grace_seconds=0.5)
     b.rotate_psk(new, grace_seconds=0.5)
-    # node-c keeps the old key and keeps publishing until b refuses it...
-    before = b.stats()["decrypt_failures"]
-    wait_until(
-        lambda: (c.publish("r", "c-during"), b.stats()["decrypt_failures"] > before)[1],
-        what="the old key to be refused",
-    )
-    # ... and from then on refuses everything node-c sends.
-    refused = b.stats()["decrypt_failures"]
-    for i in range(10):
-        c.publish("r", f"c-after-{i}")
-    wait_until(lambda: b.stats()["decrypt_failures"] >= refused + 10, what="10 more refusals")
+    # node-c keeps the old key: once b refuses it, b refuses everything node-c sends.
+    refuses_from_then_on(b, c, "r", "c-after")
     publish_until(a, "r", "a-after", lambda: ("node-a", "a-after") in got)
     assert not [d for _, d in got if d.startswith("c-after")]
 
@@ -518,15 +528,7 @@ def test_a_dh_node_accepts_no_psk_mode_data(mesh, psk):
     assert got[0] == ("node-1", "genuine")
     # Same PSK, PSK mode, claiming node-1's id; linked to node-2 (the mesh's first node).
     forger = mesh.node("node-1", psk=psk)
-    before = b.stats()["decrypt_failures"]
-    wait_until(
-        lambda: (forger.publish("t", "forged"), b.stats()["decrypt_failures"] > before)[1],
-        what="node-2 to refuse the forger's traffic",
-    )
-    refused = b.stats()["decrypt_failures"]
-    for i in range(10):
-        forger.publish("t", f"forged-{i}")
-    wait_until(lambda: b.stats()["decrypt_failures"] >= refused + 10, what="10 more refusals")
+    refuses_from_then_on(b, forger, "t", "forged")
     assert not [d for _, d in got if d.startswith("forged")]
     got.clear()
     publish_until(a, "t", "still genuine", lambda: got)

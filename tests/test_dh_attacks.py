@@ -218,9 +218,9 @@ def test_messages_recorded_before_a_restart_are_not_replayed_to_the_new_run(mesh
     raw.capture("evospikenet/flow")
     got: list = []
     b.subscribe("flow", got.append)
-    publish_until(a, "flow", "recorded", lambda: "recorded" in got)
+    # Until both b and the recorder (whose subscription reaches a later) have one.
+    publish_until(a, "flow", "recorded", lambda: "recorded" in got and raw.captured)
     recorded = [p for _, p in raw.captured]
-    assert recorded
     b.close()
     b2 = mesh.node("node-2", psk=psk, key_exchange="auto")
     b2.wait_for_session("node-1", timeout=5)
