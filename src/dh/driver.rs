@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, Receiver, Sender as ChannelSender};
+use crossbeam_channel::{bounded, Receiver, Sender as ChannelSender, TryRecvError};
 use parking_lot::{Condvar, Mutex};
 use zenoh::liveliness::LivelinessToken;
 use zenoh::pubsub::Subscriber;
@@ -25,6 +25,7 @@ use crate::crypto::random_bytes;
 use crate::crypto::sender_auth::{AuthKey, AUTH_KEY_LEN};
 use crate::crypto::session::{KeyRing, Sender, BYTES_PER_SESSION};
 use crate::dh::channel::Origin;
+use crate::dh::inbox::Inbox;
 use crate::dh::machine::{Action, Machine, Settings};
 use crate::dh::message::PublicKey;
 use crate::dh::timers::{Now, SWITCH_TIMEOUT_MS};
@@ -36,8 +37,6 @@ use crate::transport::Transport;
 const REKEY_AFTER_BYTES: u64 = BYTES_PER_SESSION / 4;
 /// How often the machine's timers are polled.
 const TICK: Duration = Duration::from_millis(20);
-/// Key-exchange messages waiting for the thread; more are dropped (the machine retries).
-const INBOX: usize = 1024;
 
 enum Command {
     Initiate(String, ChannelSender<PublicKey>),
@@ -75,6 +74,8 @@ struct Io {
 pub struct KeyManager {
     node_id: String,
     commands: ChannelSender<Command>,
+    /// Woken with every command, so the thread serves it at once.
+    inbox: Arc<Inbox>,
     view: Arc<(Mutex<View>, Condvar)>,
     monitor: Arc<Monitor>,
     thread: Mutex<Option<JoinHandle<()>>>,
@@ -123,7 +124,7 @@ impl KeyManager {
         };
         let machine = Machine::new(settings, keys.clone(), now());
         let (commands, command_rx) = bounded::<Command>(64);
-        let (inbox, inbox_rx) = bounded::<Vec<u8>>(INBOX);
+        let inbox = Arc::new(Inbox::default());
         let view = Arc::new((Mutex::new(View::default()), Condvar::new()));
         let io = Io {
             node_id: node_id.to_owned(),
@@ -139,16 +140,27 @@ impl KeyManager {
         };
         let mut declarations = Vec::new();
         let own_key = format!("{}{node_id}", io.control_prefix);
+        let queue = inbox.clone();
+        let (counts, malformed) = (monitor.clone(), RateLimitedWarning::new());
         declarations.push(Declaration::Subscriber(transport.subscribe(
             &own_key,
             move |sample| {
-                // Dropped when the thread is behind: the sender's timers retry.
-                let _ = inbox.try_send(sample.payload().to_bytes().into_owned());
+                // Dropped when its sender's queue is full: the sender's timers retry.
+                if queue
+                    .push(sample.payload().to_bytes().into_owned())
+                    .is_err()
+                {
+                    Stats::add(&counts.stats.key_exchange_failures, 1);
+                    malformed.warn(|| {
+                        "Key exchange failed: a malformed key-exchange message was dropped".into()
+                    });
+                }
             },
         )?));
         let presence_prefix = format!("{namespace}/security/nodes/");
         if auto {
             let presence = commands.clone();
+            let wake = inbox.clone();
             let prefix = presence_prefix.clone();
             declarations.push(Declaration::Subscriber(transport.watch_liveliness(
                 &format!("{prefix}**"),
@@ -157,6 +169,7 @@ impl KeyManager {
                         key.strip_prefix(&prefix).and_then(parse_presence)
                     {
                         let _ = presence.try_send(Command::Presence(peer, alive, identity));
+                        wake.wake();
                     }
                 },
             )?));
@@ -166,13 +179,15 @@ impl KeyManager {
             };
             declarations.push(Declaration::Token(transport.liveliness_token(&token)?));
         }
+        let thread_inbox = inbox.clone();
         let handle = std::thread::Builder::new()
             .name("evospikenet-keys".into())
-            .spawn(move || run(machine, io, command_rx, inbox_rx, now))
+            .spawn(move || run(machine, io, command_rx, &thread_inbox, now))
             .map_err(|e| Error::Transport(format!("could not start the key thread: {e}")))?;
         let manager = Arc::new(KeyManager {
             node_id: node_id.to_owned(),
             commands,
+            inbox,
             view,
             monitor,
             thread: Mutex::new(Some(handle)),
@@ -187,6 +202,7 @@ impl KeyManager {
     /// Stop the thread and drop the declarations. Idempotent.
     pub fn stop(&self) {
         let _ = self.commands.send(Command::Stop);
+        self.inbox.wake();
         if let Some(handle) = self.thread.lock().take() {
             if handle.thread().id() != std::thread::current().id() {
                 let _ = handle.join();
@@ -222,6 +238,7 @@ impl KeyManager {
         self.commands
             .send(make(tx))
             .map_err(|_| Error::Closed("communicator"))?;
+        self.inbox.wake();
         rx.recv_timeout(timeout)
             .map_err(|_| Error::Timeout("the key manager did not answer".into()))
     }
@@ -359,7 +376,7 @@ fn run(
     mut machine: Machine,
     io: Io,
     commands: Receiver<Command>,
-    inbox: Receiver<Vec<u8>>,
+    inbox: &Inbox,
     now: impl Fn() -> Now,
 ) {
     let mut rekey_waiters: Vec<ChannelSender<Vec<String>>> = Vec::new();
@@ -371,19 +388,19 @@ fn run(
         let mut input = false;
         let mut reply = None;
         // Commands first: a flood of network messages cannot starve the API.
-        crossbeam_channel::select_biased! {
-            recv(commands) -> cmd => match cmd {
-                Ok(Command::Stop) | Err(_) => return,
-                Ok(cmd) => {
-                    input = true;
-                    (actions, reply) = handle(&mut machine, cmd, now(), &mut rekey_waiters);
-                }
-            },
-            recv(inbox) -> msg => if let Ok(msg) = msg {
+        match commands.try_recv() {
+            Ok(Command::Stop) | Err(TryRecvError::Disconnected) => return,
+            Ok(cmd) => {
                 input = true;
-                actions = machine.on_message(&msg, now());
-            },
-            default(next_poll.saturating_duration_since(Instant::now())) => {}
+                (actions, reply) = handle(&mut machine, cmd, now(), &mut rekey_waiters);
+            }
+            Err(TryRecvError::Empty) => {
+                let wait = next_poll.saturating_duration_since(Instant::now());
+                if let Some(msg) = inbox.pop(wait) {
+                    input = true;
+                    actions = machine.on_message(&msg, now());
+                }
+            }
         }
         if Instant::now() >= next_poll {
             next_poll = Instant::now() + TICK;

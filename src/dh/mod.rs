@@ -11,11 +11,13 @@
 //! - `auth`: the MAC that authenticates an INIT before anything is spent on it
 //! - `channel`: pairwise keys and the previous/current/next slots per peer
 //! - `timers`: every timing constant, a back-off and a token bucket over injected time
+//! - `inbox`: incoming messages queued per claimed sender and served in turn
 
 pub mod auth;
 pub mod channel;
 #[cfg(feature = "transport")]
 pub mod driver;
+pub mod inbox;
 mod initiator;
 pub mod machine;
 pub mod message;
