@@ -16,6 +16,9 @@ pub enum Error {
     /// The caller passed a value the operation cannot take.
     #[error("{0}")]
     InvalidArgument(String),
+    /// The caller passed a value of a type the operation cannot take.
+    #[error("{0}")]
+    InvalidType(String),
     /// A payload could not be encoded with the requested format.
     #[error("{0}")]
     Encode(String),
@@ -31,7 +34,11 @@ pub enum Error {
     /// A message authenticated but was a replay, too old, or from a retired session.
     #[error("message rejected as a replay")]
     Replay,
-    /// A query got no valid reply in time.
+    /// A step of a DH key exchange failed (bad peer key, nothing pending, bad peer id).
+    /// Counted and logged by the key manager before it is returned.
+    #[error("{0}")]
+    KeyExchange(String),
+    /// A wait ran out of time: no valid reply to a query, no session with a peer.
     #[error("{0}")]
     Timeout(String),
     /// The service that answered a request reported that it failed to handle it.

@@ -54,10 +54,11 @@ class ZenohConfig:
     others connect to it, in any start order.
 
     Raises:
-        ValueError: a malformed PSK (the message says what is expected and never shows the
-            value), an unknown mode, a malformed endpoint or namespace, ``"auto"`` without a
-            PSK or ``trusted_peers``, ``trusted_peers`` without ``identity_key``, a malformed
-            fingerprint.
+        evospikenet.errors.ConfigError: (a ``ValueError``) a malformed PSK (the message says
+            what is expected and never shows the value), an unknown mode, a malformed
+            endpoint or namespace, ``"auto"`` without a PSK or ``trusted_peers``,
+            ``trusted_peers`` without ``identity_key``, a malformed fingerprint.
+        ValueError: a negative or non-finite number of seconds.
     """
 
     def __new__(
@@ -226,8 +227,14 @@ class ZenohCommunicator:
     threads. Close with :meth:`close` or a ``with`` block.
 
     Raises:
-        ValueError: a malformed node id (1-64 characters of letters, digits, ``-_.``).
-        ConnectionError: the Zenoh session could not be opened (e.g. a listen port in use).
+        evospikenet.errors.ConfigError: (a ``ValueError``) a malformed node id (1-64
+            characters of letters, digits, ``-_.``).
+        evospikenet.errors.TransportError: (a ``ConnectionError``) the Zenoh session could
+            not be opened (e.g. a listen port in use).
+
+    Once closed, every method but :meth:`close`, :meth:`stats` and the properties
+    ``node_id``, ``namespace`` and ``closed`` raises
+    :class:`~evospikenet.errors.CommunicatorClosedError` (a ``RuntimeError``).
     """
 
     def __new__(
@@ -259,7 +266,8 @@ class ZenohCommunicator:
             ValueError: unknown serializer, invalid topic (wildcards are for subscribing),
                 non-finite floats in json.
             TypeError: data the serializer cannot encode.
-            RuntimeError: the communicator is closed.
+            evospikenet.errors.CommunicatorClosedError: (a ``RuntimeError``) the
+                communicator is closed.
         """
     def subscribe(
         self, topic: str, callback: Callable[..., Any], *, with_info: bool = False
@@ -284,7 +292,10 @@ class ZenohCommunicator:
         once, and a copy replayed to any of them is refused.
 
         Raises:
-            TimeoutError: no authentic reply within ``timeout`` seconds.
+            evospikenet.errors.DeadlineExceededError: (a ``TimeoutError``) no authentic
+                reply within ``timeout`` seconds.
+            evospikenet.errors.RemoteHandlerError: (a ``RuntimeError``) the service's
+                handler raised (see :meth:`serve`).
         """
     def serve(
         self, topic: str, handler: Callable[[Any], Any], serialize: _Serializer = "json"
@@ -292,7 +303,8 @@ class ZenohCommunicator:
         """Answer requests on ``topic`` with ``handler(data)``, encoded with ``serialize``.
 
         The reply is encrypted and bound to the request it answers. If the handler raises,
-        the error is logged and the requester gets no reply (it times out).
+        the error is logged with its traceback and the requester's :meth:`request` raises
+        :class:`~evospikenet.errors.RemoteHandlerError` naming the exception's type.
         """
     def initiate_key_exchange(self, peer_id: str) -> bytes:
         """Start an X25519 exchange with ``peer_id``: returns our fresh 32-byte public key
@@ -300,8 +312,8 @@ class ZenohCommunicator:
         peer replaces the pending exchange.
 
         Raises:
-            ValueError: a malformed peer id, or this node's own id. Logged as
-                ``ERROR Key exchange failed: <reason>``.
+            evospikenet.errors.KeyExchangeError: (a ``ValueError``) a malformed peer id, or
+                this node's own id. Logged as ``ERROR Key exchange failed: <reason>``.
         """
     def complete_key_exchange(
         self, peer_public_key: bytes | str, peer_id: str | None = None
@@ -318,10 +330,11 @@ class ZenohCommunicator:
         out a man in the middle.
 
         Raises:
-            ValueError: a malformed or unusable key (wrong length, not hex, a low-order
-                point, our own key), nothing pending (never initiated, or completed
-                already), several pending and no ``peer_id``. Logged as
-                ``ERROR Key exchange failed: <reason>``, never with key material.
+            evospikenet.errors.KeyExchangeError: (a ``ValueError``) a malformed or unusable
+                key (wrong length, not hex, a low-order point, our own key), nothing
+                pending (never initiated, or completed already), several pending and no
+                ``peer_id``. Logged as ``ERROR Key exchange failed: <reason>``, never with
+                key material.
         """
     def fingerprint(self, peer_id: str | None = None) -> str:
         """The fingerprint of our public key in the exchange with ``peer_id`` (default:
@@ -335,7 +348,9 @@ class ZenohCommunicator:
         """Whether traffic flows encrypted both ways with ``peer_id``: the exchange is
         complete on our side, the peer acknowledged our sender key and we hold its."""
     def wait_for_session(self, peer_id: str, timeout: float = 10.0) -> None:
-        """Block until :meth:`session_established`; ``TimeoutError`` naming the peer."""
+        """Block until :meth:`session_established`; otherwise raise
+        :class:`~evospikenet.errors.DeadlineExceededError` (a ``TimeoutError``) naming the
+        peer."""
     def session_peers(self) -> list[str]:
         """Peers with an established session, sorted."""
     def rekey(self) -> list[str]:
@@ -356,7 +371,8 @@ class ZenohCommunicator:
         established carry on.
 
         Raises:
-            ValueError: a malformed PSK, or a communicator without a PSK.
+            evospikenet.errors.ConfigError: (a ``ValueError``) a malformed PSK.
+            ValueError: a communicator without a PSK.
         """
     def stats(self) -> dict[str, int]:
         """Counters: ``published``, ``received``, ``bytes_sent``, ``bytes_received``,

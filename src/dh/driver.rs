@@ -216,7 +216,7 @@ impl KeyManager {
     pub fn fail(&self, reason: String) -> Error {
         Stats::add(&self.monitor.stats.key_exchange_failures, 1);
         log::error!(target: LOG_TARGET, "Key exchange failed: {reason}");
-        Error::InvalidArgument(reason)
+        Error::KeyExchange(reason)
     }
 
     fn check_peer_id(&self, peer: &str) -> Result<()> {

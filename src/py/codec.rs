@@ -6,7 +6,6 @@
 //! buffer they are encrypted in.
 
 use numpy::{PyArray1, PyArrayDescrMethods, PyUntypedArray, PyUntypedArrayMethods};
-use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{
     PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple,
@@ -15,6 +14,7 @@ use pyo3::IntoPyObjectExt;
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use crate::codec::{self, Format};
+use crate::py::errors::{invalid_type, invalid_value};
 
 /// Deeper nesting than this is refused (it also stops reference cycles).
 const MAX_JSON_DEPTH: usize = 256;
@@ -81,7 +81,7 @@ pub fn encode(data: &Bound<'_, PyAny>, format: Format) -> PyResult<Encoded> {
         }
         Format::Raw => encode_raw(data),
         Format::Numpy => encode_array(data),
-        Format::RemoteError => Err(PyValueError::new_err("not a serializer")),
+        Format::RemoteError => Err(invalid_value("not a serializer")),
     }
 }
 
@@ -99,7 +99,7 @@ fn encode_raw(data: &Bound<'_, PyAny>) -> PyResult<Encoded> {
         return Ok(Encoded::Owned(b.to_vec()));
     }
     if data.is_instance_of::<PyString>() {
-        return Err(PyTypeError::new_err(
+        return Err(invalid_type(
             "the raw serializer takes bytes-like data, not str; encode it first \
              (e.g. text.encode()) or use serialize=\"json\"",
         ));
@@ -111,7 +111,7 @@ fn encode_raw(data: &Bound<'_, PyAny>) -> PyResult<Encoded> {
         .getattr("memoryview")?
         .call1((data,))
         .map_err(|_| {
-            PyTypeError::new_err(format!(
+            invalid_type(format!(
                 "the raw serializer takes bytes-like data (bytes, bytearray, memoryview); got {}",
                 type_name(data)
             ))
@@ -129,13 +129,13 @@ fn encode_raw(data: &Bound<'_, PyAny>) -> PyResult<Encoded> {
 fn encode_array(data: &Bound<'_, PyAny>) -> PyResult<Encoded> {
     let py = data.py();
     let arr = data.cast::<PyUntypedArray>().map_err(|_| {
-        PyTypeError::new_err(format!(
+        invalid_type(format!(
             "the numpy serializer takes a numpy.ndarray; got {}",
             type_name(data)
         ))
     })?;
     let dtype: String = arr.dtype().getattr("str")?.extract()?;
-    codec::numeric_itemsize(&dtype).map_err(|e| PyTypeError::new_err(e.to_string()))?;
+    codec::numeric_itemsize(&dtype).map_err(|e| invalid_type(e.to_string()))?;
     let shape = arr.shape().to_vec();
     // Non-contiguous views are compacted (one copy); contiguous arrays are read in place.
     let arr = if arr.is_c_contiguous() {
@@ -152,7 +152,7 @@ fn encode_array(data: &Bound<'_, PyAny>) -> PyResult<Encoded> {
     let ptr = unsafe { (*arr.as_array_ptr()).data as *const u8 };
     let mut trailer = Vec::with_capacity(2 + dtype.len() + 8 * shape.len());
     codec::write_array_trailer(&mut trailer, &dtype, &shape)
-        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+        .map_err(|e| invalid_value(e.to_string()))?;
     Ok(Encoded::Array {
         data: PinnedBytes {
             ptr,
@@ -172,7 +172,7 @@ fn type_name(obj: &Bound<'_, PyAny>) -> String {
 
 fn write_json(obj: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> PyResult<()> {
     if depth > MAX_JSON_DEPTH {
-        return Err(PyValueError::new_err(
+        return Err(invalid_value(
             "json payload nested too deeply (or contains a reference cycle)",
         ));
     }
@@ -218,7 +218,7 @@ fn write_json(obj: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> PyResu
     } else if obj.hasattr("__array_interface__")? && obj.hasattr("shape")? {
         let shape = obj.getattr("shape")?;
         if shape.len()? > 0 {
-            return Err(PyTypeError::new_err(
+            return Err(invalid_type(
                 "Object of type ndarray is not JSON serializable; \
                  use serialize=\"numpy\" (or convert with .tolist())",
             ));
@@ -228,7 +228,7 @@ fn write_json(obj: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> PyResu
     } else if obj.hasattr("__index__")? {
         write_json_int(&obj.call_method0("__index__")?, out)?;
     } else {
-        return Err(PyTypeError::new_err(format!(
+        return Err(invalid_type(format!(
             "Object of type {} is not JSON serializable",
             type_name(obj)
         )));
@@ -248,7 +248,7 @@ fn write_json_int(i: &Bound<'_, PyAny>, out: &mut Vec<u8>) -> PyResult<()> {
         out.extend_from_slice(digits.format(v).as_bytes());
     } else {
         // The receiving side decodes numbers as 64-bit: refuse rather than lose digits.
-        return Err(PyValueError::new_err(
+        return Err(invalid_value(
             "the json serializer takes integers in [-2**63, 2**64); send larger ones as strings",
         ));
     }
@@ -257,7 +257,7 @@ fn write_json_int(i: &Bound<'_, PyAny>, out: &mut Vec<u8>) -> PyResult<()> {
 
 fn write_json_float(v: f64, out: &mut Vec<u8>) -> PyResult<()> {
     if !v.is_finite() {
-        return Err(PyValueError::new_err(
+        return Err(invalid_value(
             "Out of range float values (nan, inf) are not JSON compliant",
         ));
     }
@@ -282,7 +282,7 @@ fn write_json_key(k: &Bound<'_, PyAny>, out: &mut Vec<u8>) -> PyResult<()> {
         write_json_float(f.value(), &mut tmp)?;
         String::from_utf8(tmp).expect("ascii")
     } else {
-        return Err(PyTypeError::new_err(format!(
+        return Err(invalid_type(format!(
             "keys must be str, int, float, bool or None, not {}",
             type_name(k)
         )));
@@ -299,19 +299,18 @@ pub fn decode(py: Python<'_>, format: Format, payload: Vec<u8>) -> PyResult<Py<P
             let value = PyJson(py)
                 .deserialize(&mut de)
                 .and_then(|v| de.end().map(|()| v))
-                .map_err(|e| PyValueError::new_err(format!("invalid json payload: {e}")))?;
+                .map_err(|e| invalid_value(format!("invalid json payload: {e}")))?;
             Ok(value.unbind())
         }
         Format::Raw => Ok(PyBytes::new(py, &payload).into_any().unbind()),
         Format::Numpy => decode_array(py, payload),
-        Format::RemoteError => Err(PyValueError::new_err("unexpected error payload")),
+        Format::RemoteError => Err(invalid_value("unexpected error payload")),
     }
 }
 
 fn decode_array(py: Python<'_>, mut payload: Vec<u8>) -> PyResult<Py<PyAny>> {
     let (dtype, shape, data_len) = {
-        let meta =
-            codec::parse_array(&payload).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let meta = codec::parse_array(&payload).map_err(|e| invalid_value(e.to_string()))?;
         (meta.dtype.to_owned(), meta.shape, meta.data_len)
     };
     payload.truncate(data_len);

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, TrySendError};
 use parking_lot::{Mutex, RwLock};
-use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
@@ -20,7 +19,7 @@ use crate::py::codec;
 use crate::py::config::parse_psk;
 use crate::py::config::PyZenohConfig;
 use crate::py::dispatch::{CallbackTarget, Dispatcher, Job, ServeTarget};
-use crate::py::errors::IntoPyResult;
+use crate::py::errors::{self, invalid_type, invalid_value};
 use crate::py::shutting_down;
 
 /// Blocking waits are cut in slices this long, so Ctrl-C is seen between them.
@@ -51,7 +50,7 @@ fn timeout_arg(name: &str, t: Option<f64>) -> PyResult<Option<Duration>> {
     match t {
         None => Ok(None),
         Some(s) if s.is_finite() && s >= 0.0 => Ok(Some(Duration::from_secs_f64(s))),
-        Some(_) => Err(PyValueError::new_err(format!(
+        Some(_) => Err(invalid_value(format!(
             "{name} must be a non-negative number of seconds or None"
         ))),
     }
@@ -59,10 +58,7 @@ fn timeout_arg(name: &str, t: Option<f64>) -> PyResult<Option<Duration>> {
 
 impl PyZenohCommunicator {
     fn comm(&self) -> PyResult<Arc<Communicator>> {
-        self.comm
-            .read()
-            .clone()
-            .ok_or_else(|| PyRuntimeError::new_err("communicator is closed"))
+        self.comm.read().clone().ok_or_else(errors::closed)
     }
 
     fn job_queue(&self) -> PyResult<crate::py::dispatch::JobQueue> {
@@ -70,7 +66,7 @@ impl PyZenohCommunicator {
             .lock()
             .as_ref()
             .map(|d| d.queue())
-            .ok_or_else(|| PyRuntimeError::new_err("communicator is closed"))
+            .ok_or_else(errors::closed)
     }
 
     fn close_inner(&self, py: Python<'_>) -> PyResult<()> {
@@ -83,7 +79,7 @@ impl PyZenohCommunicator {
             }
             result
         })
-        .py()
+        .map_err(Into::into)
     }
 }
 
@@ -100,7 +96,7 @@ impl PyZenohCommunicator {
         let (node_id, config) = match node_id {
             Some(obj) if obj.is_instance_of::<PyZenohConfig>() => {
                 if config.is_some_and(|c| !c.is_none()) {
-                    return Err(PyTypeError::new_err(
+                    return Err(invalid_type(
                         "ZenohCommunicator(node_id, config): node_id must be a string",
                     ));
                 }
@@ -108,9 +104,10 @@ impl PyZenohCommunicator {
             }
             Some(obj) if obj.is_none() => (None, config),
             Some(obj) => (
-                Some(obj.extract::<String>().map_err(|_| {
-                    PyTypeError::new_err("node_id must be a string such as \"node-1\"")
-                })?),
+                Some(
+                    obj.extract::<String>()
+                        .map_err(|_| invalid_type("node_id must be a string such as \"node-1\""))?,
+                ),
                 config,
             ),
             None => (None, config),
@@ -118,10 +115,10 @@ impl PyZenohCommunicator {
         let config: Config = match config {
             Some(c) if !c.is_none() => c
                 .extract::<PyRef<'_, PyZenohConfig>>()
-                .map_err(|_| PyTypeError::new_err("config must be a ZenohConfig"))?
+                .map_err(|_| invalid_type("config must be a ZenohConfig"))?
                 .inner
                 .clone(),
-            _ => Config::from_env().py()?,
+            _ => Config::from_env()?,
         };
         let node_id = node_id
             .or_else(|| config.node_id.clone())
@@ -132,7 +129,7 @@ impl PyZenohCommunicator {
             })
             .map(|s| s.trim().to_owned())
             .unwrap_or_else(generated_node_id);
-        let comm = crate::py::detach(py, || Communicator::open(&node_id, &config)).py()?;
+        let comm = crate::py::detach(py, || Communicator::open(&node_id, &config))?;
         let dispatcher = Dispatcher::start(&node_id, comm.monitor().clone());
         Ok(PyZenohCommunicator {
             node_id,
@@ -186,7 +183,7 @@ impl PyZenohCommunicator {
         data: &Bound<'_, PyAny>,
         serialize: &str,
     ) -> PyResult<()> {
-        let format = Format::from_name(serialize).py()?;
+        let format = Format::from_name(serialize)?;
         let comm = self.comm()?;
         let encoded = codec::encode(data, format)?;
         crate::py::detach(py, || {
@@ -195,7 +192,7 @@ impl PyZenohCommunicator {
                 Ok(())
             })
         })
-        .py()
+        .map_err(Into::into)
     }
 
     #[pyo3(signature = (topic, callback, *, with_info = false))]
@@ -207,7 +204,7 @@ impl PyZenohCommunicator {
         with_info: bool,
     ) -> PyResult<PySubscription> {
         if !callback.bind(py).is_callable() {
-            return Err(PyTypeError::new_err("callback must be callable"));
+            return Err(invalid_type("callback must be callable"));
         }
         let comm = self.comm()?;
         let queue = self.job_queue()?;
@@ -219,8 +216,7 @@ impl PyZenohCommunicator {
         let t = target.clone();
         let sub = crate::py::detach(py, || {
             comm.subscribe(topic, move |msg| queue.push(Job::Deliver(t.clone(), msg)))
-        })
-        .py()?;
+        })?;
         Ok(PySubscription {
             topic: topic.to_owned(),
             sub,
@@ -237,7 +233,7 @@ impl PyZenohCommunicator {
         with_info: bool,
     ) -> PyResult<PyMessageQueue> {
         if maxsize == 0 {
-            return Err(PyValueError::new_err(
+            return Err(invalid_value(
                 "maxsize must be at least 1 (the queue is bounded; messages that do not fit \
                  are dropped and counted in stats()['dropped_queue_full'])",
             ));
@@ -258,8 +254,7 @@ impl PyZenohCommunicator {
                     });
                 }
             })
-        })
-        .py()?;
+        })?;
         Ok(PyMessageQueue {
             topic: topic.to_owned(),
             rx,
@@ -277,7 +272,7 @@ impl PyZenohCommunicator {
         serialize: &str,
         timeout: f64,
     ) -> PyResult<Py<PyAny>> {
-        let format = Format::from_name(serialize).py()?;
+        let format = Format::from_name(serialize)?;
         let timeout = timeout_arg("timeout", Some(timeout))?.expect("given");
         let comm = self.comm()?;
         let encoded = codec::encode(data, format)?;
@@ -292,8 +287,7 @@ impl PyZenohCommunicator {
                 },
                 timeout,
             )
-        })
-        .py()?;
+        })?;
         codec::decode(py, reply.format, reply.payload)
     }
 
@@ -306,9 +300,9 @@ impl PyZenohCommunicator {
         serialize: &str,
     ) -> PyResult<PyService> {
         if !handler.bind(py).is_callable() {
-            return Err(PyTypeError::new_err("handler must be callable"));
+            return Err(invalid_type("handler must be callable"));
         }
-        let reply_format = Format::from_name(serialize).py()?;
+        let reply_format = Format::from_name(serialize)?;
         let comm = self.comm()?;
         let queue = self.job_queue()?;
         let target = Arc::new(ServeTarget {
@@ -321,8 +315,7 @@ impl PyZenohCommunicator {
             comm.serve(topic, move |msg, responder| {
                 queue.push(Job::Serve(t.clone(), msg, responder))
             })
-        })
-        .py()?;
+        })?;
         Ok(PyService {
             topic: topic.to_owned(),
             service,
@@ -337,7 +330,7 @@ impl PyZenohCommunicator {
         peer_id: &str,
     ) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
         let comm = self.comm()?;
-        let public = comm.key_manager().initiate(peer_id).py()?;
+        let public = comm.key_manager().initiate(peer_id)?;
         Ok(pyo3::types::PyBytes::new(py, &public))
     }
 
@@ -356,24 +349,30 @@ impl PyZenohCommunicator {
         } else if let Ok(raw) = peer_public_key.extract::<Vec<u8>>() {
             parse_public_key(&raw)
         } else {
-            return Err(PyTypeError::new_err(
+            return Err(invalid_type(
                 "peer_public_key must be bytes (32) or a hex string (64 digits)",
             ));
         };
-        let key = parsed.map_err(|e| km.fail(e.to_string())).py()?;
-        crate::py::detach(py, || km.complete(&key, peer_id)).py()?;
+        let key = parsed.map_err(|e| km.fail(e.to_string()))?;
+        crate::py::detach(py, || km.complete(&key, peer_id))?;
         Ok(())
     }
 
     /// Fingerprint of our public key (for `peer_id`'s exchange, or the latest / identity).
     #[pyo3(signature = (peer_id = None))]
     fn fingerprint(&self, peer_id: Option<&str>) -> PyResult<String> {
-        self.comm()?.key_manager().fingerprint(peer_id).py()
+        self.comm()?
+            .key_manager()
+            .fingerprint(peer_id)
+            .map_err(Into::into)
     }
 
     /// Fingerprint of the public key `peer_id` used in our exchange.
     fn peer_fingerprint(&self, peer_id: &str) -> PyResult<String> {
-        self.comm()?.key_manager().peer_fingerprint(peer_id).py()
+        self.comm()?
+            .key_manager()
+            .peer_fingerprint(peer_id)
+            .map_err(Into::into)
     }
 
     /// Whether encrypted traffic flows both ways with `peer_id`.
@@ -386,7 +385,8 @@ impl PyZenohCommunicator {
     fn wait_for_session(&self, py: Python<'_>, peer_id: &str, timeout: f64) -> PyResult<()> {
         let t = timeout_arg("timeout", Some(timeout))?.unwrap_or(Duration::ZERO);
         let comm = self.comm()?;
-        crate::py::detach(py, || comm.key_manager().wait_established(peer_id, t)).py()
+        crate::py::detach(py, || comm.key_manager().wait_established(peer_id, t))
+            .map_err(Into::into)
     }
 
     /// Peers with an established DH session.
@@ -397,7 +397,7 @@ impl PyZenohCommunicator {
     /// New sender key and new exchanges with every peer; returns the peers rekeyed.
     fn rekey(&self, py: Python<'_>) -> PyResult<Vec<String>> {
         let comm = self.comm()?;
-        crate::py::detach(py, || comm.key_manager().rekey()).py()
+        crate::py::detach(py, || comm.key_manager().rekey()).map_err(Into::into)
     }
 
     /// Switch to a new PSK; the old one stays valid for `grace_seconds` after the switch.
@@ -408,11 +408,13 @@ impl PyZenohCommunicator {
         grace_seconds: f64,
         seal_after: f64,
     ) -> PyResult<()> {
-        let psk = parse_psk(Some(new_psk))?
-            .ok_or_else(|| PyValueError::new_err("new_psk must not be None"))?;
+        let psk =
+            parse_psk(Some(new_psk))?.ok_or_else(|| invalid_value("new_psk must not be None"))?;
         let grace = timeout_arg("grace_seconds", Some(grace_seconds))?.unwrap_or(Duration::ZERO);
         let after = timeout_arg("seal_after", Some(seal_after))?.unwrap_or(Duration::ZERO);
-        self.comm()?.rotate_psk(psk, after, grace).py()
+        self.comm()?
+            .rotate_psk(psk, after, grace)
+            .map_err(Into::into)
     }
 
     /// Counters since the communicator was opened.
@@ -519,7 +521,7 @@ impl PySubscription {
             t.active.store(false, Ordering::Release);
         }
         let sub = self.sub.clone();
-        crate::py::detach(py, move || sub.undeclare()).py()
+        crate::py::detach(py, move || sub.undeclare()).map_err(Into::into)
     }
 
     fn close(&self, py: Python<'_>) -> PyResult<()> {
@@ -568,7 +570,7 @@ impl PyService {
     fn undeclare(&self, py: Python<'_>) -> PyResult<()> {
         self.target.active.store(false, Ordering::Release);
         let s = self.service.clone();
-        crate::py::detach(py, move || s.undeclare()).py()
+        crate::py::detach(py, move || s.undeclare()).map_err(Into::into)
     }
 
     fn close(&self, py: Python<'_>) -> PyResult<()> {
@@ -645,13 +647,6 @@ impl PyMessageQueue {
     }
 }
 
-fn queue_empty(py: Python<'_>) -> PyErr {
-    match py.import("queue").and_then(|q| q.getattr("Empty")) {
-        Ok(cls) => PyErr::from_type(cls.cast_into().expect("queue.Empty is a type"), ()),
-        Err(e) => e,
-    }
-}
-
 #[pymethods]
 impl PyMessageQueue {
     #[getter]
@@ -670,7 +665,7 @@ impl PyMessageQueue {
         };
         match self.next_message(py, timeout)? {
             Some(m) => self.to_python(py, m),
-            None => Err(queue_empty(py)),
+            None => Err(errors::queue_empty(py)),
         }
     }
 
@@ -705,7 +700,7 @@ impl PyMessageQueue {
 
     fn close(&self, py: Python<'_>) -> PyResult<()> {
         let sub = self.sub.clone();
-        crate::py::detach(py, move || sub.undeclare()).py()
+        crate::py::detach(py, move || sub.undeclare()).map_err(Into::into)
     }
 
     fn undeclare(&self, py: Python<'_>) -> PyResult<()> {

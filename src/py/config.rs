@@ -7,7 +7,7 @@ use zeroize::Zeroizing;
 use crate::config::{Config, KeyExchange, SessionMode};
 use crate::crypto::handshake::IdentityKey;
 use crate::crypto::keys::Psk;
-use crate::py::errors::IntoPyResult;
+use crate::py::errors::{invalid_type, invalid_value};
 
 /// Configuration of a `ZenohCommunicator`. See the stub (`_native.pyi`) for the docs.
 #[pyclass(name = "ZenohConfig", module = "evospikenet.zenoh_comm")]
@@ -24,14 +24,14 @@ pub fn parse_psk(psk: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Psk>> {
     // The Rust copies of the key are wiped once parsed (Python's own objects are the
     // caller's to manage).
     if let Ok(text) = obj.extract::<String>().map(Zeroizing::new) {
-        return Psk::from_hex(&text).map(Some).py();
+        return Ok(Some(Psk::from_hex(&text)?));
     }
     if let Ok(raw) = obj.extract::<Vec<u8>>().map(Zeroizing::new) {
         if !obj.is_instance_of::<pyo3::types::PyString>() {
-            return Psk::from_bytes(&raw).map(Some).py();
+            return Ok(Some(Psk::from_bytes(&raw)?));
         }
     }
-    Err(pyo3::exceptions::PyTypeError::new_err(
+    Err(invalid_type(
         "psk must be None, a 64-character hex string or 32 bytes",
     ))
 }
@@ -45,7 +45,7 @@ fn endpoints(field: &str, v: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<String>>
         return Ok(vec![s]);
     }
     v.extract::<Vec<String>>().map_err(|_| {
-        pyo3::exceptions::PyTypeError::new_err(format!(
+        invalid_type(format!(
             "{field} must be a list of endpoint strings such as [\"tcp/127.0.0.1:7447\"]"
         ))
     })
@@ -78,7 +78,7 @@ impl PyZenohConfig {
         rekey_after_seconds: f64,
     ) -> PyResult<Self> {
         let mut inner = Config {
-            mode: mode.parse::<SessionMode>().py()?,
+            mode: mode.parse::<SessionMode>()?,
             connect: endpoints("connect", connect)?,
             listen: endpoints("listen", listen)?,
             namespace: namespace.to_owned(),
@@ -88,16 +88,16 @@ impl PyZenohConfig {
         };
         inner.policy.freshness_ms = seconds_to_ms("freshness_window", freshness_window)?;
         inner.policy.session_grace_ms = seconds_to_ms("session_grace", session_grace)?;
-        inner.dh.key_exchange = key_exchange.parse::<KeyExchange>().py()?;
+        inner.dh.key_exchange = key_exchange.parse::<KeyExchange>()?;
         if let Some(k) = identity_key {
-            inner.dh.identity = Some(IdentityKey::from_hex(k).py()?);
+            inner.dh.identity = Some(IdentityKey::from_hex(k)?);
         }
         for (peer, fp) in trusted_peers.unwrap_or_default() {
-            inner.dh.trust(&peer, &fp).py()?;
+            inner.dh.trust(&peer, &fp)?;
         }
         inner.dh.rekey_after_messages = rekey_after_messages;
         inner.dh.rekey_after_ms = seconds_to_ms("rekey_after_seconds", rekey_after_seconds)?;
-        inner.validate().py()?;
+        inner.validate()?;
         Ok(PyZenohConfig { inner })
     }
 
@@ -105,7 +105,7 @@ impl PyZenohConfig {
     #[classmethod]
     fn from_env(_cls: &Bound<'_, PyType>) -> PyResult<Self> {
         Ok(PyZenohConfig {
-            inner: Config::from_env().py()?,
+            inner: Config::from_env()?,
         })
     }
 
@@ -123,7 +123,7 @@ impl PyZenohConfig {
     fn set_connect(&mut self, v: &Bound<'_, PyAny>) -> PyResult<()> {
         let mut next = self.inner.clone();
         next.connect = endpoints("connect", Some(v))?;
-        next.validate().py()?;
+        next.validate()?;
         self.inner = next;
         Ok(())
     }
@@ -137,7 +137,7 @@ impl PyZenohConfig {
     fn set_listen(&mut self, v: &Bound<'_, PyAny>) -> PyResult<()> {
         let mut next = self.inner.clone();
         next.listen = endpoints("listen", Some(v))?;
-        next.validate().py()?;
+        next.validate()?;
         self.inner = next;
         Ok(())
     }
@@ -225,7 +225,7 @@ impl PyZenohConfig {
 
 fn seconds_to_ms(name: &str, s: f64) -> PyResult<u64> {
     if !(s.is_finite() && s >= 0.0) {
-        return Err(pyo3::exceptions::PyValueError::new_err(format!(
+        return Err(invalid_value(format!(
             "{name} must be a non-negative number of seconds"
         )));
     }
@@ -243,7 +243,7 @@ fn generate_identity_key(py: Python<'_>) -> Bound<'_, PyString> {
 /// The fingerprint of the identity key `identity_key` (hex), to pin in trusted_peers.
 #[pyfunction]
 fn identity_fingerprint(identity_key: &str) -> PyResult<String> {
-    Ok(IdentityKey::from_hex(identity_key).py()?.fingerprint())
+    Ok(IdentityKey::from_hex(identity_key)?.fingerprint())
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

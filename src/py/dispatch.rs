@@ -228,7 +228,7 @@ fn serve(py: Python<'_>, target: &ServeTarget, msg: Message, responder: Responde
             Ok(())
         })
     })
-    .map_err(crate::py::errors::to_py)
+    .map_err(Into::into)
 }
 
 /// Log an exception from user code with its traceback on `evospikenet.zenoh_comm`, at

@@ -6,13 +6,12 @@
 //! layout or length is refused with an error that names the argument, rather than
 //! silently copied (a copy of a state array would also mean the update is lost).
 //!
-//! Exceptions: `TypeError` for an argument of the wrong kind or dtype, `ValueError` for
+//! Exceptions (chosen in `py::errors`): `TypeError` for an argument of the wrong kind or dtype, `ValueError` for
 //! a right-typed argument whose length, layout, writability or values are wrong. Every
 //! check happens before any state is written.
 
 use numpy::prelude::*;
 use numpy::{BorrowError, Element, PyArray1, PyReadonlyArray1, PyReadwriteArray1, PyUntypedArray};
-use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PySlice;
 
@@ -22,10 +21,11 @@ use crate::kernels::lif_int::{Current, LifIntParams, LifIntPopulation};
 use crate::kernels::spikes::{indices_to_mask, mask_to_indices};
 use crate::kernels::synapses::{propagate, Accumulate, Csr, CsrIndex};
 use crate::kernels::{
-    default_threads, step_indices, step_indices_into, step_mask, KernelError, Param, Population,
+    default_threads, step_indices, step_indices_into, step_mask, Param, Population,
     PARALLEL_MIN_LEN,
 };
 use crate::py::detach;
+use crate::py::errors::{invalid_type, invalid_value};
 
 /// Adds the kernel functions and constants to the `_native` module.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -44,12 +44,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     Ok(())
 }
 
-/// The one place where kernel errors become Python exceptions: every [`KernelError`] is
-/// about a value (a length, an index, a parameter), so all are `ValueError`.
-fn kernel_err(e: KernelError) -> PyErr {
-    PyValueError::new_err(e.to_string())
-}
-
 /// What the caller passed, for error messages: dtype and dimensions of an array, or the
 /// Python type of anything else. Never the values.
 fn describe(obj: &Bound<'_, PyAny>) -> String {
@@ -63,7 +57,7 @@ fn describe(obj: &Bound<'_, PyAny>) -> String {
 }
 
 fn type_err(arg: &str, expected: &str, obj: &Bound<'_, PyAny>) -> PyErr {
-    PyTypeError::new_err(format!(
+    invalid_type(format!(
         "{arg}: expected a 1-D numpy array of dtype {expected}, got {}",
         describe(obj)
     ))
@@ -82,7 +76,7 @@ fn cast<'a, 'py, T: Element>(
 /// Refuses layouts a slice cannot view without a copy.
 fn check_layout<T: Element>(arr: &Bound<'_, PyArray1<T>>, arg: &str) -> PyResult<()> {
     if !arr.is_contiguous() {
-        return Err(PyValueError::new_err(format!(
+        return Err(invalid_value(format!(
             "{arg}: expected a contiguous array, got a strided view; \
              pass np.ascontiguousarray({arg}) to copy it explicitly"
         )));
@@ -90,7 +84,7 @@ fn check_layout<T: Element>(arr: &Bound<'_, PyArray1<T>>, arg: &str) -> PyResult
     // numpy can hold misaligned data (e.g. np.frombuffer at an odd offset); a Rust slice
     // must not.
     if arr.data() as usize % std::mem::align_of::<T>() != 0 {
-        return Err(PyValueError::new_err(format!(
+        return Err(invalid_value(format!(
             "{arg}: array data is not aligned to its dtype"
         )));
     }
@@ -100,9 +94,9 @@ fn check_layout<T: Element>(arr: &Bound<'_, PyArray1<T>>, arg: &str) -> PyResult
 fn borrow_err(arg: &str, e: BorrowError) -> PyErr {
     match e {
         BorrowError::NotWriteable => {
-            PyValueError::new_err(format!("{arg}: array is read-only, it is updated in place"))
+            invalid_value(format!("{arg}: array is read-only, it is updated in place"))
         }
-        _ => PyValueError::new_err(format!(
+        _ => invalid_value(format!(
             "{arg}: array shares memory with another argument of this call"
         )),
     }
@@ -145,17 +139,17 @@ fn slice_mut<'a, T: Element>(
     arg: &str,
 ) -> PyResult<&'a mut [T]> {
     a.as_slice_mut()
-        .map_err(|_| PyValueError::new_err(format!("{arg}: expected a contiguous array")))
+        .map_err(|_| invalid_value(format!("{arg}: expected a contiguous array")))
 }
 
 fn slice<'a, T: Element>(a: &'a PyReadonlyArray1<'_, T>, arg: &str) -> PyResult<&'a [T]> {
     a.as_slice()
-        .map_err(|_| PyValueError::new_err(format!("{arg}: expected a contiguous array")))
+        .map_err(|_| invalid_value(format!("{arg}: expected a contiguous array")))
 }
 
 fn int16_arg(arg: &str, x: i64) -> PyResult<i16> {
     i16::try_from(x).map_err(|_| {
-        PyValueError::new_err(format!(
+        invalid_value(format!(
             "{arg}: expected an integer in [-32768, 32767], got {x}"
         ))
     })
@@ -168,7 +162,7 @@ fn threads_arg(threads: Option<i64>, len: usize) -> PyResult<usize> {
         Some(t) if t >= 1 => Ok(usize::try_from(t)
             .unwrap_or(usize::MAX)
             .min(rayon::current_num_threads())),
-        Some(t) => Err(PyValueError::new_err(format!(
+        Some(t) => Err(invalid_value(format!(
             "threads: expected a positive integer or None, got {t}"
         ))),
     }
@@ -183,7 +177,7 @@ enum ParamArg<'py> {
 impl<'py> ParamArg<'py> {
     fn extract(obj: &Bound<'py, PyAny>, arg: &str) -> PyResult<Self> {
         let wrong = || {
-            PyTypeError::new_err(format!(
+            invalid_type(format!(
                 "{arg}: expected a float or a 1-D numpy array of dtype float32, got {}",
                 describe(obj)
             ))
@@ -229,18 +223,17 @@ fn drive<'py, P: Population>(
         Spikes::Mask(out) => {
             let mut out = rw::<bool>(out, "out", "bool")?;
             let mask = slice_mut(&mut out, "out")?;
-            detach(py, move || step_mask(pop, mask, threads)).map_err(kernel_err)?;
+            detach(py, move || step_mask(pop, mask, threads))?;
             Ok(None)
         }
         Spikes::Indices(None) => {
-            let idx = detach(py, move || step_indices(pop, threads)).map_err(kernel_err)?;
+            let idx = detach(py, move || step_indices(pop, threads))?;
             Ok(Some(idx.into_pyarray(py).into_any()))
         }
         Spikes::Indices(Some(buffer)) => {
             let mut out = rw::<u32>(buffer, "out", "uint32")?;
             let slots = slice_mut(&mut out, "out")?;
-            let k =
-                detach(py, move || step_indices_into(pop, slots, threads)).map_err(kernel_err)?;
+            let k = detach(py, move || step_indices_into(pop, slots, threads))?;
             drop(out);
             let k = isize::try_from(k).expect("a slice length fits in isize");
             Ok(Some(buffer.get_item(PySlice::new(py, 0, k, 1))?))
@@ -288,7 +281,7 @@ fn lif_int<'py>(
         threads: Option<i64>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
         let i_syn = borrow_ro(i_syn, "i_syn")?;
-        let pop = LifIntPopulation::new(p, v, slice(&i_syn, "i_syn")?).map_err(kernel_err)?;
+        let pop = LifIntPopulation::new(p, v, slice(&i_syn, "i_syn")?)?;
         drive(py, pop, spikes, threads)
     }
 
@@ -361,7 +354,7 @@ fn lif_float<'py>(
     params: LifFloatParams,
     threads: Option<i64>,
 ) -> PyResult<Option<Bound<'py, PyAny>>> {
-    let props = params.propagators().map_err(kernel_err)?;
+    let props = params.propagators()?;
     let mut v = rw::<f32>(v, "v", "float32")?;
     let mut i_syn = rw::<f32>(i_syn, "i_syn", "float32")?;
     let mut refractory = rw::<i32>(refractory, "refractory", "int32")?;
@@ -375,8 +368,7 @@ fn lif_float<'py>(
         slice_mut(&mut i_syn, "i_syn")?,
         slice_mut(&mut refractory, "refractory")?,
         i_in.param("i_in")?,
-    )
-    .map_err(kernel_err)?;
+    )?;
     drive(py, pop, spikes, threads)
 }
 
@@ -480,7 +472,7 @@ fn izhikevich<'py>(
         dt: dt as f32,
         v_peak: v_peak as f32,
     };
-    p.validate().map_err(kernel_err)?;
+    p.validate()?;
     let mut v = rw::<f32>(v, "v", "float32")?;
     let mut u = rw::<f32>(u, "u", "float32")?;
     let i_in = ParamArg::extract(i_in, "i_in")?;
@@ -500,8 +492,7 @@ fn izhikevich<'py>(
         slice_mut(&mut u, "u")?,
         i_in.param("i_in")?,
         abcd,
-    )
-    .map_err(kernel_err)?;
+    )?;
     drive(py, pop, spikes, threads)
 }
 
@@ -588,8 +579,8 @@ where
     W: Copy + Sync,
     T: Accumulate<W>,
 {
-    let csr = Csr::new(indptr, indices, data, shape.0, shape.1).map_err(kernel_err)?;
-    detach(py, move || propagate(spikes, &csr, target)).map_err(kernel_err)
+    let csr = Csr::new(indptr, indices, data, shape.0, shape.1)?;
+    Ok(detach(py, move || propagate(spikes, &csr, target))?)
 }
 
 fn propagate_typed<'py, W, T>(
@@ -688,8 +679,8 @@ fn kernel_validate_csr<'py>(
         data: &[W],
         shape: (usize, usize),
     ) -> PyResult<()> {
-        let csr = Csr::new(indptr, indices, data, shape.0, shape.1).map_err(kernel_err)?;
-        detach(py, move || csr.validate()).map_err(kernel_err)
+        let csr = Csr::new(indptr, indices, data, shape.0, shape.1)?;
+        Ok(detach(py, move || csr.validate())?)
     }
     fn with_data<'py, W: Element + Copy + Sync>(
         py: Python<'py>,
@@ -728,7 +719,7 @@ fn kernel_spikes_to_indices<'py>(
 ) -> PyResult<Bound<'py, PyArray1<u32>>> {
     let mask = ro::<bool>(mask, "mask", "bool")?;
     let mask = slice(&mask, "mask")?;
-    let idx = detach(py, move || mask_to_indices(mask)).map_err(kernel_err)?;
+    let idx = detach(py, move || mask_to_indices(mask))?;
     Ok(idx.into_pyarray(py))
 }
 
@@ -743,5 +734,5 @@ fn kernel_indices_to_spikes<'py>(
     let indices = slice(&indices, "indices")?;
     let mut out = rw::<bool>(out, "out", "bool")?;
     let out = slice_mut(&mut out, "out")?;
-    detach(py, move || indices_to_mask(indices, out)).map_err(kernel_err)
+    Ok(detach(py, move || indices_to_mask(indices, out))?)
 }
