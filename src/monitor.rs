@@ -10,6 +10,9 @@ use crate::error::Error;
 
 /// `log` target of every record; Python sees it as the logger `evospikenet.zenoh_comm`.
 pub const LOG_TARGET: &str = "evospikenet::zenoh_comm";
+/// [`LOG_TARGET`] as Python's `logging` names it (pyo3-log turns `::` into `.`); the
+/// callback thread logs there directly.
+pub const PYTHON_LOGGER: &str = "evospikenet.zenoh_comm";
 
 /// Counters of one communicator; all monotonic.
 #[derive(Default, Debug)]
@@ -209,6 +212,11 @@ fn is_printable(c: char) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn records_from_rust_and_from_python_reach_one_logger() {
+        assert_eq!(PYTHON_LOGGER, LOG_TARGET.replace("::", "."));
+    }
 
     #[test]
     fn ordinary_topics_and_ids_are_logged_unchanged() {

@@ -6,9 +6,11 @@
 //! buffer they are encrypted in.
 
 use numpy::{PyArray1, PyArrayDescrMethods, PyUntypedArray, PyUntypedArrayMethods};
+use pyo3::intern;
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::{
-    PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple,
+    PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyMemoryView, PyString, PyTuple,
 };
 use pyo3::IntoPyObjectExt;
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -105,18 +107,13 @@ fn encode_raw(data: &Bound<'_, PyAny>) -> PyResult<Encoded> {
         ));
     }
     // Any other buffer (memoryview, array.array, numpy...): its bytes, in C order.
-    let view = data
-        .py()
-        .import("builtins")?
-        .getattr("memoryview")?
-        .call1((data,))
-        .map_err(|_| {
-            invalid_type(format!(
-                "the raw serializer takes bytes-like data (bytes, bytearray, memoryview); got {}",
-                type_name(data)
-            ))
-        })?;
-    let bytes = view.call_method0("tobytes")?;
+    let view = PyMemoryView::from(data).map_err(|_| {
+        invalid_type(format!(
+            "the raw serializer takes bytes-like data (bytes, bytearray, memoryview); got {}",
+            type_name(data)
+        ))
+    })?;
+    let bytes = view.call_method0(intern!(data.py(), "tobytes"))?;
     let b = bytes.cast::<PyBytes>()?;
     let s = b.as_bytes();
     Ok(Encoded::Pinned(PinnedBytes {
@@ -134,15 +131,16 @@ fn encode_array(data: &Bound<'_, PyAny>) -> PyResult<Encoded> {
             type_name(data)
         ))
     })?;
-    let dtype: String = arr.dtype().getattr("str")?.extract()?;
+    let dtype: String = arr.dtype().getattr(intern!(py, "str"))?.extract()?;
     codec::numeric_itemsize(&dtype).map_err(|e| invalid_type(e.to_string()))?;
     let shape = arr.shape().to_vec();
     // Non-contiguous views are compacted (one copy); contiguous arrays are read in place.
     let arr = if arr.is_c_contiguous() {
         arr.clone()
     } else {
-        py.import("numpy")?
-            .getattr("ascontiguousarray")?
+        static ASCONTIGUOUSARRAY: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+        ASCONTIGUOUSARRAY
+            .import(py, "numpy", "ascontiguousarray")?
             .call1((arr,))?
             .cast_into::<PyUntypedArray>()?
     };
@@ -171,6 +169,7 @@ fn type_name(obj: &Bound<'_, PyAny>) -> String {
 }
 
 fn write_json(obj: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> PyResult<()> {
+    let py = obj.py();
     if depth > MAX_JSON_DEPTH {
         return Err(invalid_value(
             "json payload nested too deeply (or contains a reference cycle)",
@@ -215,8 +214,10 @@ fn write_json(obj: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> PyResu
             write_json(&v, out, depth + 1)?;
         }
         out.push(b']');
-    } else if obj.hasattr("__array_interface__")? && obj.hasattr("shape")? {
-        let shape = obj.getattr("shape")?;
+    } else if obj.hasattr(intern!(py, "__array_interface__"))?
+        && obj.hasattr(intern!(py, "shape"))?
+    {
+        let shape = obj.getattr(intern!(py, "shape"))?;
         if shape.len()? > 0 {
             return Err(invalid_type(
                 "Object of type ndarray is not JSON serializable; \
@@ -224,9 +225,9 @@ fn write_json(obj: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> PyResu
             ));
         }
         // A numpy scalar: its Python value.
-        write_json(&obj.call_method0("item")?, out, depth + 1)?;
-    } else if obj.hasattr("__index__")? {
-        write_json_int(&obj.call_method0("__index__")?, out)?;
+        write_json(&obj.call_method0(intern!(py, "item"))?, out, depth + 1)?;
+    } else if obj.hasattr(intern!(py, "__index__"))? {
+        write_json_int(&obj.call_method0(intern!(py, "__index__"))?, out)?;
     } else {
         return Err(invalid_type(format!(
             "Object of type {} is not JSON serializable",
@@ -316,8 +317,10 @@ fn decode_array(py: Python<'_>, mut payload: Vec<u8>) -> PyResult<Py<PyAny>> {
     payload.truncate(data_len);
     // The decrypted buffer becomes the array's memory: no further copy.
     let bytes = PyArray1::<u8>::from_vec(py, payload);
-    let typed = bytes.call_method1("view", (dtype,))?;
-    Ok(typed.call_method1("reshape", (shape,))?.unbind())
+    let typed = bytes.call_method1(intern!(py, "view"), (dtype,))?;
+    Ok(typed
+        .call_method1(intern!(py, "reshape"), (shape,))?
+        .unbind())
 }
 
 /// Builds Python objects straight from the JSON tokens (no intermediate tree).

@@ -9,11 +9,13 @@ use std::thread::{JoinHandle, ThreadId};
 use std::time::Duration;
 
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, SendTimeoutError, Sender};
+use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::PyTuple;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyTuple};
 
 use crate::comm::{Message, Responder};
-use crate::monitor::{escape_for_log, Monitor, Stats};
+use crate::monitor::{escape_for_log, Monitor, Stats, PYTHON_LOGGER};
 use crate::py::codec;
 use crate::py::runtime;
 
@@ -244,15 +246,24 @@ fn report(py: Python<'_>, monitor: &Monitor, err: &PyErr, what: &str) {
     };
     let what = what.as_str();
     let logged = (|| -> PyResult<()> {
-        let logger = py
-            .import("logging")?
-            .call_method1("getLogger", ("evospikenet.zenoh_comm",))?;
-        let kwargs = pyo3::types::PyDict::new(py);
-        kwargs.set_item("exc_info", err.clone_ref(py).into_value(py))?;
-        logger.call_method("error", ("%s", what), Some(&kwargs))?;
+        let kwargs = PyDict::new(py);
+        kwargs.set_item(intern!(py, "exc_info"), err.clone_ref(py).into_value(py))?;
+        logger(py)?.call_method(intern!(py, "error"), ("%s", what), Some(&kwargs))?;
         Ok(())
     })();
     if logged.is_err() {
         err.clone_ref(py).print(py);
     }
+}
+
+/// The `evospikenet.zenoh_comm` logger (`logging.getLogger` returns the same object for a
+/// name every time, so it is looked up once).
+fn logger(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
+    static LOGGER: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    LOGGER
+        .get_or_try_init(py, || {
+            let get_logger = py.import("logging")?.getattr("getLogger")?;
+            Ok::<_, PyErr>(get_logger.call1((PYTHON_LOGGER,))?.unbind())
+        })
+        .map(|l| l.bind(py))
 }
