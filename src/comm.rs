@@ -42,43 +42,74 @@ pub struct Message {
     pub timestamp_ms: u64,
 }
 
-/// A subscription; undeclared by `undeclare()` or when the communicator closes.
-pub struct Subscription {
-    inner: Mutex<Option<Subscriber<()>>>,
+/// Something declared on the Zenoh session that can be withdrawn.
+pub trait Declaration: Send + 'static {
+    /// Withdraw it. Errors mean the session is closed already, which withdrew it.
+    fn undeclare(self);
 }
 
-impl Subscription {
-    pub fn undeclare(&self) -> Result<()> {
-        match self.inner.lock().take() {
-            // Errors here mean the session is already closed, which undeclared it.
-            Some(sub) => {
-                let _ = sub.undeclare().wait();
-                Ok(())
-            }
-            None => Ok(()),
-        }
-    }
-
-    pub fn is_active(&self) -> bool {
-        self.inner.lock().is_some()
+impl Declaration for Subscriber<()> {
+    fn undeclare(self) {
+        let _ = Subscriber::undeclare(self).wait();
     }
 }
 
-/// A served topic; stops answering on `undeclare()` or when the communicator closes.
-pub struct Service {
-    inner: Mutex<Option<Queryable<()>>>,
+impl Declaration for Queryable<()> {
+    fn undeclare(self) {
+        let _ = Queryable::undeclare(self).wait();
+    }
 }
 
-impl Service {
+/// A declaration the caller holds a handle to: active until `undeclare()` or until the
+/// communicator closes, whichever comes first; both are idempotent.
+pub struct Declared<D: Declaration> {
+    inner: Mutex<Option<D>>,
+}
+
+/// A subscription (`Communicator::subscribe`).
+pub type Subscription = Declared<Subscriber<()>>;
+/// A served topic (`Communicator::serve`).
+pub type Service = Declared<Queryable<()>>;
+
+impl<D: Declaration> Declared<D> {
+    fn new(declaration: D) -> Arc<Self> {
+        Arc::new(Declared {
+            inner: Mutex::new(Some(declaration)),
+        })
+    }
+
     pub fn undeclare(&self) -> Result<()> {
-        if let Some(q) = self.inner.lock().take() {
-            let _ = q.undeclare().wait();
+        if let Some(d) = self.inner.lock().take() {
+            d.undeclare();
         }
         Ok(())
     }
 
     pub fn is_active(&self) -> bool {
         self.inner.lock().is_some()
+    }
+}
+
+/// Any declared handle, whatever it declares: what the communicator tracks and the
+/// binding layer's `Handle` class wraps.
+pub trait Handle: Send + Sync {
+    fn undeclare(&self) -> Result<()>;
+    fn is_active(&self) -> bool;
+    /// Forget the declaration without withdrawing it: the closed session did.
+    fn release(&self);
+}
+
+impl<D: Declaration> Handle for Declared<D> {
+    fn undeclare(&self) -> Result<()> {
+        Declared::undeclare(self)
+    }
+
+    fn is_active(&self) -> bool {
+        Declared::is_active(self)
+    }
+
+    fn release(&self) {
+        drop(self.inner.lock().take());
     }
 }
 
@@ -149,8 +180,7 @@ pub struct Communicator {
     monitor: Arc<Monitor>,
     /// Every live subscription and service, so they keep running when the caller drops
     /// its handle (as `comm.subscribe("t", print)` does); emptied on close.
-    subscriptions: Mutex<Vec<Arc<Subscription>>>,
-    services: Mutex<Vec<Arc<Service>>>,
+    handles: Mutex<Vec<Arc<dyn Handle>>>,
     closed: AtomicBool,
     /// Held from sealing to putting a publication, so they leave in counter order:
     /// otherwise a thread descheduled between the two, while others publish more than a
@@ -204,8 +234,7 @@ impl Communicator {
             key_manager,
             transport,
             monitor,
-            subscriptions: Mutex::new(Vec::new()),
-            services: Mutex::new(Vec::new()),
+            handles: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
             send_order: Mutex::new(()),
         })
@@ -358,13 +387,7 @@ impl Communicator {
                 Err(e) => monitor.rejected(topic, &e),
             }
         })?;
-        let sub = Arc::new(Subscription {
-            inner: Mutex::new(Some(subscriber)),
-        });
-        let mut all = self.subscriptions.lock();
-        all.retain(|s| s.is_active());
-        all.push(sub.clone());
-        Ok(sub)
+        Ok(self.track(Declared::new(subscriber)))
     }
 
     /// Answer requests on `topic`: `handler` gets each authenticated request and a
@@ -413,13 +436,15 @@ impl Communicator {
                 Err(e) => monitor.rejected(&topic, &e),
             }
         })?;
-        let service = Arc::new(Service {
-            inner: Mutex::new(Some(queryable)),
-        });
-        let mut all = self.services.lock();
-        all.retain(|s| s.is_active());
-        all.push(service.clone());
-        Ok(service)
+        Ok(self.track(Declared::new(queryable)))
+    }
+
+    /// Keep `handle` alive until it is undeclared or the communicator closes.
+    fn track<D: Declaration>(&self, handle: Arc<Declared<D>>) -> Arc<Declared<D>> {
+        let mut all = self.handles.lock();
+        all.retain(|h| h.is_active());
+        all.push(handle.clone());
+        handle
     }
 
     /// Send a request and wait up to `timeout` for the first authentic reply.
@@ -488,12 +513,9 @@ impl Communicator {
         }
         self.key_manager.stop();
         let result = self.transport.close();
-        // The session undeclared them; dropping the handles releases the callbacks.
-        for s in self.subscriptions.lock().drain(..) {
-            s.inner.lock().take();
-        }
-        for s in self.services.lock().drain(..) {
-            s.inner.lock().take();
+        // The session undeclared them; dropping the declarations releases the callbacks.
+        for h in self.handles.lock().drain(..) {
+            h.release();
         }
         result
     }

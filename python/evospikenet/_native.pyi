@@ -128,16 +128,25 @@ def generate_identity_key() -> str:
 def identity_fingerprint(identity_key: str) -> str:
     """The fingerprint of ``identity_key``, for peers' ``trusted_peers``."""
 
-@final
-class Subscription:
-    """A callback subscription returned by :meth:`ZenohCommunicator.subscribe`."""
+@disjoint_base
+class Handle:
+    """A declaration on the Zenoh session: the base class of :class:`Subscription`,
+    :class:`Service` and :class:`MessageQueue`.
+
+    Active until :meth:`undeclare` (or :meth:`close`, or the end of a ``with`` block) or
+    until its communicator closes; both are idempotent, and a closed handle never
+    raises. Dropping a :class:`Subscription` or :class:`Service` keeps it running (the
+    communicator holds it); dropping a :class:`MessageQueue` stops it.
+    """
 
     @property
-    def topic(self) -> str: ...
+    def topic(self) -> str:
+        """The topic (or key expression) it was declared on, without the namespace."""
     @property
-    def active(self) -> bool: ...
+    def active(self) -> bool:
+        """Whether it is still declared."""
     def undeclare(self) -> None:
-        """Stop delivering; messages still queued for the callback are discarded."""
+        """Withdraw the declaration."""
     def close(self) -> None:
         """Same as :meth:`undeclare`."""
     def __enter__(self) -> Self: ...
@@ -149,36 +158,27 @@ class Subscription:
     ) -> bool: ...
 
 @final
-class Service:
-    """A served topic returned by :meth:`ZenohCommunicator.serve`."""
+class Subscription(Handle):
+    """A callback subscription returned by :meth:`ZenohCommunicator.subscribe`.
 
-    @property
-    def topic(self) -> str: ...
-    @property
-    def active(self) -> bool: ...
-    def undeclare(self) -> None:
-        """Stop answering requests."""
-    def close(self) -> None:
-        """Same as :meth:`undeclare`."""
-    def __enter__(self) -> Self: ...
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool: ...
+    Undeclaring it also discards the messages still queued for the callback.
+    """
 
 @final
-class MessageQueue:
+class Service(Handle):
+    """A served topic returned by :meth:`ZenohCommunicator.serve`; undeclared, it stops
+    answering requests."""
+
+@final
+class MessageQueue(Handle):
     """A bounded queue of received messages, returned by
     :meth:`ZenohCommunicator.subscribe_queue`.
 
     Messages arriving while the queue is full are dropped and counted in
-    ``stats()["dropped_queue_full"]`` (and a rate-limited warning is logged).
+    ``stats()["dropped_queue_full"]`` (and a rate-limited warning is logged). Closing
+    it stops the subscription; messages already queued can still be read.
     """
 
-    @property
-    def topic(self) -> str: ...
     def get(self, block: bool = True, timeout: float | None = None) -> Any:
         """Return the next message's data (or ``(data, sender, topic)`` with ``with_info``).
 
@@ -195,17 +195,6 @@ class MessageQueue:
     def __iter__(self) -> Iterator[Any]:
         """Iterate over messages as they arrive; ends when the queue is closed."""
     def __next__(self) -> Any: ...
-    def close(self) -> None:
-        """Stop receiving; messages already queued can still be read."""
-    def undeclare(self) -> None:
-        """Same as :meth:`close`."""
-    def __enter__(self) -> Self: ...
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool: ...
 
 @disjoint_base
 class ZenohCommunicator:

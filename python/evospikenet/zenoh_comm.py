@@ -27,6 +27,7 @@ or automatically with every peer, authenticated by the PSK::
 """
 
 from evospikenet._native import (
+    Handle,
     MessageQueue,
     Service,
     Subscription,
@@ -37,6 +38,7 @@ from evospikenet._native import (
 )
 
 __all__ = [
+    "Handle",
     "MessageQueue",
     "Service",
     "Subscription",

@@ -1,16 +1,16 @@
 //! `ZenohCommunicator` and its handles: the Python face of `comm::Communicator`.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, TrySendError};
+use crossbeam_channel::{bounded, TrySendError};
 use parking_lot::{Mutex, RwLock};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
 use crate::codec::Format;
-use crate::comm::{Communicator, Message, Service, Subscription};
+use crate::comm::{Communicator, Message};
 use crate::config::Config;
 use crate::crypto::handshake::{parse_public_key, parse_public_key_hex};
 use crate::crypto::random_bytes;
@@ -20,10 +20,8 @@ use crate::py::config::parse_psk;
 use crate::py::config::PyZenohConfig;
 use crate::py::dispatch::{CallbackTarget, Dispatcher, Job, ServeTarget};
 use crate::py::errors::{self, invalid_type, invalid_value};
+use crate::py::handle::{PyHandle, PyMessageQueue, PyService, PySubscription};
 use crate::py::shutting_down;
-
-/// Blocking waits are cut in slices this long, so Ctrl-C is seen between them.
-const WAIT_SLICE: Duration = Duration::from_millis(100);
 
 /// The encrypted communicator of one node. See `_native.pyi` for the documentation.
 #[pyclass(
@@ -46,7 +44,7 @@ fn generated_node_id() -> String {
     format!("node-{}", hex::encode(b))
 }
 
-fn timeout_arg(name: &str, t: Option<f64>) -> PyResult<Option<Duration>> {
+pub(crate) fn timeout_arg(name: &str, t: Option<f64>) -> PyResult<Option<Duration>> {
     match t {
         None => Ok(None),
         Some(s) if s.is_finite() && s >= 0.0 => Ok(Some(Duration::from_secs_f64(s))),
@@ -202,26 +200,24 @@ impl PyZenohCommunicator {
         topic: &str,
         callback: Py<PyAny>,
         with_info: bool,
-    ) -> PyResult<PySubscription> {
+    ) -> PyResult<Py<PySubscription>> {
         if !callback.bind(py).is_callable() {
             return Err(invalid_type("callback must be callable"));
         }
         let comm = self.comm()?;
         let queue = self.job_queue()?;
+        let delivering = Arc::new(AtomicBool::new(true));
         let target = Arc::new(CallbackTarget {
             callback,
             with_info,
-            active: AtomicBool::new(true),
+            active: delivering.clone(),
         });
-        let t = target.clone();
         let sub = crate::py::detach(py, || {
-            comm.subscribe(topic, move |msg| queue.push(Job::Deliver(t.clone(), msg)))
+            comm.subscribe(topic, move |msg| {
+                queue.push(Job::Deliver(target.clone(), msg))
+            })
         })?;
-        Ok(PySubscription {
-            topic: topic.to_owned(),
-            sub,
-            target: Some(target),
-        })
+        PyHandle::create(py, PySubscription, topic, sub, Some(delivering), false)
     }
 
     #[pyo3(signature = (topic, maxsize = 10_000, *, with_info = false))]
@@ -231,7 +227,7 @@ impl PyZenohCommunicator {
         topic: &str,
         maxsize: usize,
         with_info: bool,
-    ) -> PyResult<PyMessageQueue> {
+    ) -> PyResult<Py<PyMessageQueue>> {
         if maxsize == 0 {
             return Err(invalid_value(
                 "maxsize must be at least 1 (the queue is bounded; messages that do not fit \
@@ -255,12 +251,8 @@ impl PyZenohCommunicator {
                 }
             })
         })?;
-        Ok(PyMessageQueue {
-            topic: topic.to_owned(),
-            rx,
-            sub,
-            with_info,
-        })
+        let queue = PyMessageQueue::new(rx, with_info);
+        PyHandle::create(py, queue, topic, sub, None, true)
     }
 
     #[pyo3(signature = (topic, data, serialize = "json", timeout = 5.0))]
@@ -298,29 +290,25 @@ impl PyZenohCommunicator {
         topic: &str,
         handler: Py<PyAny>,
         serialize: &str,
-    ) -> PyResult<PyService> {
+    ) -> PyResult<Py<PyService>> {
         if !handler.bind(py).is_callable() {
             return Err(invalid_type("handler must be callable"));
         }
         let reply_format = Format::from_name(serialize)?;
         let comm = self.comm()?;
         let queue = self.job_queue()?;
+        let delivering = Arc::new(AtomicBool::new(true));
         let target = Arc::new(ServeTarget {
             handler,
             reply_format,
-            active: AtomicBool::new(true),
+            active: delivering.clone(),
         });
-        let t = target.clone();
         let service = crate::py::detach(py, || {
             comm.serve(topic, move |msg, responder| {
-                queue.push(Job::Serve(t.clone(), msg, responder))
+                queue.push(Job::Serve(target.clone(), msg, responder))
             })
         })?;
-        Ok(PyService {
-            topic: topic.to_owned(),
-            service,
-            target,
-        })
+        PyHandle::create(py, PyService, topic, service, Some(delivering), false)
     }
 
     /// Start an X25519 exchange with `peer_id`; returns our 32-byte public key.
@@ -496,248 +484,9 @@ impl Drop for PyZenohCommunicator {
     }
 }
 
-/// A callback subscription; `undeclare()` / `close()` stops it.
-#[pyclass(name = "Subscription", module = "evospikenet.zenoh_comm")]
-pub struct PySubscription {
-    topic: String,
-    sub: Arc<Subscription>,
-    target: Option<Arc<CallbackTarget>>,
-}
-
-#[pymethods]
-impl PySubscription {
-    #[getter]
-    fn topic(&self) -> &str {
-        &self.topic
-    }
-
-    #[getter]
-    fn active(&self) -> bool {
-        self.sub.is_active()
-    }
-
-    fn undeclare(&self, py: Python<'_>) -> PyResult<()> {
-        if let Some(t) = &self.target {
-            t.active.store(false, Ordering::Release);
-        }
-        let sub = self.sub.clone();
-        crate::py::detach(py, move || sub.undeclare()).map_err(Into::into)
-    }
-
-    fn close(&self, py: Python<'_>) -> PyResult<()> {
-        self.undeclare(py)
-    }
-
-    fn __enter__(slf: Py<Self>) -> Py<Self> {
-        slf
-    }
-
-    #[pyo3(signature = (*_exc))]
-    fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, PyTuple>) -> PyResult<bool> {
-        self.undeclare(py)?;
-        Ok(false)
-    }
-
-    fn __repr__(&self) -> String {
-        format!(
-            "Subscription(topic={:?}, active={})",
-            self.topic,
-            self.sub.is_active()
-        )
-    }
-}
-
-/// A served topic; `undeclare()` / `close()` stops answering.
-#[pyclass(name = "Service", module = "evospikenet.zenoh_comm")]
-pub struct PyService {
-    topic: String,
-    service: Arc<Service>,
-    target: Arc<ServeTarget>,
-}
-
-#[pymethods]
-impl PyService {
-    #[getter]
-    fn topic(&self) -> &str {
-        &self.topic
-    }
-
-    #[getter]
-    fn active(&self) -> bool {
-        self.service.is_active()
-    }
-
-    fn undeclare(&self, py: Python<'_>) -> PyResult<()> {
-        self.target.active.store(false, Ordering::Release);
-        let s = self.service.clone();
-        crate::py::detach(py, move || s.undeclare()).map_err(Into::into)
-    }
-
-    fn close(&self, py: Python<'_>) -> PyResult<()> {
-        self.undeclare(py)
-    }
-
-    fn __enter__(slf: Py<Self>) -> Py<Self> {
-        slf
-    }
-
-    #[pyo3(signature = (*_exc))]
-    fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, PyTuple>) -> PyResult<bool> {
-        self.undeclare(py)?;
-        Ok(false)
-    }
-
-    fn __repr__(&self) -> String {
-        format!(
-            "Service(topic={:?}, active={})",
-            self.topic,
-            self.service.is_active()
-        )
-    }
-}
-
-/// A bounded queue of received messages: `get(timeout=None)` and iteration.
-#[pyclass(name = "MessageQueue", module = "evospikenet.zenoh_comm")]
-pub struct PyMessageQueue {
-    topic: String,
-    rx: Receiver<Message>,
-    sub: Arc<Subscription>,
-    with_info: bool,
-}
-
-impl PyMessageQueue {
-    /// Wait for the next message: `Ok(None)` on timeout or when closed and drained.
-    fn next_message(&self, py: Python<'_>, timeout: Option<Duration>) -> PyResult<Option<Message>> {
-        if let Ok(m) = self.rx.try_recv() {
-            return Ok(Some(m));
-        }
-        let deadline = timeout.map(|t| std::time::Instant::now() + t);
-        loop {
-            let slice = match deadline {
-                Some(d) => d
-                    .saturating_duration_since(std::time::Instant::now())
-                    .min(WAIT_SLICE),
-                None => WAIT_SLICE,
-            };
-            match crate::py::detach(py, || self.rx.recv_timeout(slice)) {
-                Ok(m) => return Ok(Some(m)),
-                Err(RecvTimeoutError::Disconnected) => return Ok(None),
-                Err(RecvTimeoutError::Timeout) => {
-                    py.check_signals()?;
-                    if !self.sub.is_active() && self.rx.is_empty() {
-                        return Ok(None);
-                    }
-                    if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
-                        return Ok(None);
-                    }
-                }
-            }
-        }
-    }
-
-    fn to_python(&self, py: Python<'_>, msg: Message) -> PyResult<Py<PyAny>> {
-        let sender = msg.sender;
-        let topic = msg.topic;
-        let data = codec::decode(py, msg.format, msg.payload)?;
-        if self.with_info {
-            Ok((data, sender, topic).into_pyobject(py)?.into_any().unbind())
-        } else {
-            Ok(data)
-        }
-    }
-}
-
-#[pymethods]
-impl PyMessageQueue {
-    #[getter]
-    fn topic(&self) -> &str {
-        &self.topic
-    }
-
-    /// Next message; blocks up to `timeout` seconds (forever if None), then raises
-    /// `queue.Empty`. With `block=False`, raises `queue.Empty` at once if none is waiting.
-    #[pyo3(signature = (block = true, timeout = None))]
-    fn get(&self, py: Python<'_>, block: bool, timeout: Option<f64>) -> PyResult<Py<PyAny>> {
-        let timeout = if block {
-            timeout_arg("timeout", timeout)?
-        } else {
-            Some(Duration::ZERO)
-        };
-        match self.next_message(py, timeout)? {
-            Some(m) => self.to_python(py, m),
-            None => Err(errors::queue_empty(py)),
-        }
-    }
-
-    fn get_nowait(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        self.get(py, false, None)
-    }
-
-    /// Messages waiting.
-    fn qsize(&self) -> usize {
-        self.rx.len()
-    }
-
-    fn empty(&self) -> bool {
-        self.rx.is_empty()
-    }
-
-    fn __len__(&self) -> usize {
-        self.rx.len()
-    }
-
-    fn __iter__(slf: Py<Self>) -> Py<Self> {
-        slf
-    }
-
-    /// Iteration blocks for the next message and ends when the queue is closed.
-    fn __next__(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
-        match self.next_message(py, None)? {
-            Some(m) => Ok(Some(self.to_python(py, m)?)),
-            None => Ok(None),
-        }
-    }
-
-    fn close(&self, py: Python<'_>) -> PyResult<()> {
-        let sub = self.sub.clone();
-        crate::py::detach(py, move || sub.undeclare()).map_err(Into::into)
-    }
-
-    fn undeclare(&self, py: Python<'_>) -> PyResult<()> {
-        self.close(py)
-    }
-
-    fn __enter__(slf: Py<Self>) -> Py<Self> {
-        slf
-    }
-
-    #[pyo3(signature = (*_exc))]
-    fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, PyTuple>) -> PyResult<bool> {
-        self.close(py)?;
-        Ok(false)
-    }
-
-    fn __repr__(&self) -> String {
-        format!(
-            "MessageQueue(topic={:?}, waiting={})",
-            self.topic,
-            self.rx.len()
-        )
-    }
-}
-
-impl Drop for PyMessageQueue {
-    /// Nobody can read a dropped queue: stop filling it.
-    fn drop(&mut self) {
-        if self.sub.is_active() && !shutting_down() {
-            let sub = self.sub.clone();
-            std::thread::spawn(move || sub.undeclare());
-        }
-    }
-}
-
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyZenohCommunicator>()?;
+    m.add_class::<PyHandle>()?;
     m.add_class::<PySubscription>()?;
     m.add_class::<PyService>()?;
     m.add_class::<PyMessageQueue>()?;

@@ -28,14 +28,16 @@ const BATCH: usize = 256;
 pub struct CallbackTarget {
     pub callback: Py<PyAny>,
     pub with_info: bool,
-    pub active: AtomicBool,
+    /// Cleared when the subscription is undeclared.
+    pub active: Arc<AtomicBool>,
 }
 
 /// A `serve` handler and the serializer of its replies.
 pub struct ServeTarget {
     pub handler: Py<PyAny>,
     pub reply_format: crate::codec::Format,
-    pub active: AtomicBool,
+    /// Cleared when the service is undeclared.
+    pub active: Arc<AtomicBool>,
 }
 
 pub enum Job {

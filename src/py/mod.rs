@@ -5,6 +5,7 @@ mod comm;
 mod config;
 mod dispatch;
 mod errors;
+mod handle;
 pub mod kernels;
 pub(crate) mod runtime;
 
