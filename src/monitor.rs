@@ -14,46 +14,59 @@ pub const LOG_TARGET: &str = "evospikenet::zenoh_comm";
 /// callback thread logs there directly.
 pub const PYTHON_LOGGER: &str = "evospikenet.zenoh_comm";
 
-/// Counters of one communicator; all monotonic.
-#[derive(Default, Debug)]
-pub struct Stats {
-    pub published: AtomicU64,
-    pub received: AtomicU64,
-    pub bytes_sent: AtomicU64,
-    pub bytes_received: AtomicU64,
-    pub decrypt_failures: AtomicU64,
-    pub replays_rejected: AtomicU64,
-    pub decode_errors: AtomicU64,
-    pub dropped_by_callback_error: AtomicU64,
-    pub dropped_queue_full: AtomicU64,
-    pub key_exchanges: AtomicU64,
-    pub key_exchange_failures: AtomicU64,
-    pub rekeys: AtomicU64,
+/// Declares [`Stats`] from one list: the struct's fields, [`Stats::NAMES`] and
+/// [`Stats::snapshot`] all come from it, so a counter cannot be left out of one of them.
+macro_rules! counters {
+    ($($(#[$doc:meta])* $name:ident,)*) => {
+        /// Counters of one communicator; all monotonic. Python's `stats()` returns them
+        /// as a dict typed by the `Stats` TypedDict of `_native.pyi` (a test checks that
+        /// it lists exactly [`Stats::NAMES`]).
+        #[derive(Default, Debug)]
+        pub struct Stats {
+            $($(#[$doc])* pub $name: AtomicU64,)*
+        }
+
+        impl Stats {
+            /// The counters' names, in the order of [`Stats::snapshot`].
+            pub const NAMES: &'static [&'static str] = &[$(stringify!($name)),*];
+
+            /// (name, value) pairs, in a fixed order.
+            pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
+                vec![$((stringify!($name), self.$name.load(Ordering::Relaxed))),*]
+            }
+        }
+    };
+}
+
+counters! {
+    /// Messages published.
+    published,
+    /// Messages (and replies) that passed every check and were handed on.
+    received,
+    /// Bytes put on the wire (publications, requests, replies), headers included.
+    bytes_sent,
+    /// Bytes of the messages counted in `received`.
+    bytes_received,
+    /// Messages dropped for failing authentication (or encrypted with no key here).
+    decrypt_failures,
+    /// Authentic messages dropped as replays, too old, or from a retired session.
+    replays_rejected,
+    /// Authentic messages whose payload could not be decoded.
+    decode_errors,
+    /// Messages whose subscriber callback or request handler raised.
+    dropped_by_callback_error,
+    /// Messages dropped because a `MessageQueue` was full.
+    dropped_queue_full,
+    /// DH channels established with a peer (manual, automatic and rekeying exchanges).
+    key_exchanges,
+    /// Key exchange steps that failed, local (a bad key given) or remote (a refused or
+    /// malformed message).
+    key_exchange_failures,
+    /// Times this node switched to a new sender key (`rekey()` or automatic).
+    rekeys,
 }
 
 impl Stats {
-    /// (name, value) pairs, in a fixed order.
-    pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        vec![
-            ("published", get(&self.published)),
-            ("received", get(&self.received)),
-            ("bytes_sent", get(&self.bytes_sent)),
-            ("bytes_received", get(&self.bytes_received)),
-            ("decrypt_failures", get(&self.decrypt_failures)),
-            ("replays_rejected", get(&self.replays_rejected)),
-            ("decode_errors", get(&self.decode_errors)),
-            (
-                "dropped_by_callback_error",
-                get(&self.dropped_by_callback_error),
-            ),
-            ("dropped_queue_full", get(&self.dropped_queue_full)),
-            ("key_exchanges", get(&self.key_exchanges)),
-            ("key_exchange_failures", get(&self.key_exchange_failures)),
-            ("rekeys", get(&self.rekeys)),
-        ]
-    }
-
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
     }
@@ -212,6 +225,25 @@ fn is_printable(c: char) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `stats()` is typed by the `Stats` TypedDict of the stub: it must list exactly these
+    /// counters, in this order.
+    #[test]
+    fn the_stub_types_every_counter() {
+        let stub = include_str!("../python/evospikenet/_native.pyi");
+        let (_, body) = stub
+            .split_once("class Stats(TypedDict):")
+            .expect("the stub declares Stats");
+        let fields: Vec<&str> = body
+            .lines()
+            .skip(1)
+            .take_while(|l| l.is_empty() || l.starts_with(' '))
+            .filter_map(|l| l.strip_prefix("    ")?.strip_suffix(": int"))
+            .filter(|name| name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+            .collect();
+        assert_eq!(fields, Stats::NAMES);
+        assert_eq!(Stats::default().snapshot().len(), Stats::NAMES.len());
+    }
 
     #[test]
     fn records_from_rust_and_from_python_reach_one_logger() {

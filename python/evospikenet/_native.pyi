@@ -2,7 +2,7 @@
 
 from collections.abc import Callable, Iterator
 from types import TracebackType
-from typing import Any, Literal, Self, final
+from typing import Any, Literal, Self, TypedDict, final, type_check_only
 
 import numpy as np
 from numpy.typing import NDArray
@@ -14,6 +14,38 @@ _Serializer = Literal["json", "raw", "numpy"]
 
 def _interpreter_exiting() -> None:
     """Tell the extension that the interpreter is exiting (registered with ``atexit``)."""
+
+@type_check_only
+class Stats(TypedDict):
+    """The counters :meth:`ZenohCommunicator.stats` returns, all monotonic.
+
+    The field list is checked against the core's (``src/monitor.rs``) by a test.
+    """
+
+    published: int
+    """Messages published."""
+    received: int
+    """Messages (and replies) that passed every check and were handed on."""
+    bytes_sent: int
+    """Bytes put on the wire (publications, requests, replies), headers included."""
+    bytes_received: int
+    """Bytes of the messages counted in ``received``."""
+    decrypt_failures: int
+    """Messages dropped for failing authentication (or encrypted, with no key here)."""
+    replays_rejected: int
+    """Authentic messages dropped as replays, too old, or from a retired session."""
+    decode_errors: int
+    """Authentic messages whose payload could not be decoded."""
+    dropped_by_callback_error: int
+    """Messages whose subscriber callback or request handler raised."""
+    dropped_queue_full: int
+    """Messages dropped because a :class:`MessageQueue` was full."""
+    key_exchanges: int
+    """DH channels established with a peer (manual, automatic and rekeying exchanges)."""
+    key_exchange_failures: int
+    """Key exchange steps that failed, local (a bad key given) or remote."""
+    rekeys: int
+    """Times this node switched to a new sender key (``rekey()`` or automatic)."""
 
 @final
 class ZenohConfig:
@@ -363,11 +395,9 @@ class ZenohCommunicator:
             evospikenet.errors.ConfigError: (a ``ValueError``) a malformed PSK.
             ValueError: a communicator without a PSK.
         """
-    def stats(self) -> dict[str, int]:
-        """Counters: ``published``, ``received``, ``bytes_sent``, ``bytes_received``,
-        ``decrypt_failures``, ``replays_rejected``, ``decode_errors``,
-        ``dropped_by_callback_error``, ``dropped_queue_full``, ``key_exchanges``,
-        ``key_exchange_failures``, ``rekeys``. Still readable after close."""
+    def stats(self) -> Stats:
+        """The counters since the communicator was opened (see :class:`Stats`); still
+        readable after close."""
     def close(self) -> None:
         """Close the Zenoh session and stop the callback thread. Idempotent."""
     def __enter__(self) -> Self: ...
