@@ -64,6 +64,9 @@ counters! {
     key_exchange_failures,
     /// Times this node switched to a new sender key (`rekey()` or automatic).
     rekeys,
+    /// Messages dropped by a bug of ours caught on the callback thread (a panic in
+    /// decoding or dispatch), which went on with the next message.
+    internal_errors,
 }
 
 impl Stats {
@@ -131,7 +134,6 @@ impl Default for RateLimitedWarning {
 }
 
 /// Shared by every consumer of one communicator: counters and the drop warnings.
-#[derive(Default)]
 pub struct Monitor {
     pub stats: Stats,
     /// Limits the error records (with tracebacks) of user callbacks that raise: their
@@ -140,7 +142,22 @@ pub struct Monitor {
     decrypt_failed: RateLimitedWarning,
     replay: RateLimitedWarning,
     decode: RateLimitedWarning,
+    internal: RateLimitedWarning,
     no_key_warned: AtomicBool,
+}
+
+impl Default for Monitor {
+    fn default() -> Self {
+        Monitor {
+            stats: Stats::default(),
+            callback_failed: RateLimitedWarning::default(),
+            decrypt_failed: RateLimitedWarning::default(),
+            replay: RateLimitedWarning::default(),
+            decode: RateLimitedWarning::default(),
+            internal: RateLimitedWarning::with_level(log::Level::Error),
+            no_key_warned: AtomicBool::new(false),
+        }
+    }
 }
 
 impl Monitor {
@@ -183,6 +200,22 @@ impl Monitor {
                 "Undecodable payload dropped for topic: {}: {}",
                 escape_for_log(topic),
                 escape_for_log(why)
+            )
+        });
+    }
+}
+
+impl Monitor {
+    /// Count and report a bug of ours caught while a message was handled (a panic on the
+    /// callback thread): that message is dropped, the next ones are handled as usual.
+    pub fn internal_error(&self, topic: &str, what: &str) {
+        Stats::add(&self.stats.internal_errors, 1);
+        self.internal.warn(|| {
+            format!(
+                "Internal error (a bug in evospikenet) while handling a message for topic \
+                 {}, which was dropped: {}",
+                escape_for_log(topic),
+                escape_for_log(what)
             )
         });
     }

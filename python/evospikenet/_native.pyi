@@ -15,6 +15,10 @@ _Serializer = Literal["json", "raw", "numpy"]
 def _interpreter_exiting() -> None:
     """Tell the extension that the interpreter is exiting (registered with ``atexit``)."""
 
+def _panic_on_payload(payload: bytes | None) -> None:
+    """Testing only: make the callback thread panic while decoding a message whose
+    payload bytes equal ``payload`` (``None`` turns it off), standing for a bug."""
+
 @type_check_only
 class Stats(TypedDict):
     """The counters :meth:`ZenohCommunicator.stats` returns, all monotonic.
@@ -46,6 +50,9 @@ class Stats(TypedDict):
     """Key exchange steps that failed, local (a bad key given) or remote."""
     rekeys: int
     """Times this node switched to a new sender key (``rekey()`` or automatic)."""
+    internal_errors: int
+    """Messages dropped by a bug of evospikenet caught on the callback thread (logged at
+    ``ERROR``); delivery goes on with the next message."""
 
 @final
 class ZenohConfig:

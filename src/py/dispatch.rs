@@ -2,10 +2,11 @@
 //! Zenoh's receive threads never wait for the GIL. Fed by a bounded channel: when Python
 //! falls behind, the receive threads wait (back-pressure), nothing is dropped.
 
+use std::any::Any;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::{JoinHandle, ThreadId};
-
 use std::time::Duration;
 
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, SendTimeoutError, Sender};
@@ -138,75 +139,100 @@ fn run(rx: Receiver<Job>, stop: Arc<AtomicBool>, monitor: Arc<Monitor>) {
     }
 }
 
+/// Run one job. An exception from user code is counted and logged with its traceback;
+/// a panic (a bug of ours, in decoding or dispatch) is caught here, counted and logged,
+/// and the thread goes on with the next job: one bad message never stops delivery.
 fn execute(py: Python<'_>, job: Job, monitor: &Monitor) {
-    match job {
+    let (topic, outcome, what) = match job {
         Job::Deliver(target, msg) => {
             if !target.active.load(Ordering::Acquire) {
-                return;
+                return; // undeclared since it was queued
             }
             let topic = msg.topic.clone();
-            let (sender, format) = (msg.sender, msg.format);
-            let data = match codec::decode(py, format, msg.payload) {
-                Ok(data) => data,
-                Err(err) => {
-                    // Authentic (or plaintext on a keyless node) but not decodable: the
-                    // user's code never sees it. Counted and logged like other drops.
-                    monitor.undecodable(&topic, &err.to_string());
-                    return;
-                }
-            };
-            if let Err(err) = deliver(py, &target, data, sender, topic.clone()) {
-                Stats::add(&monitor.stats.dropped_by_callback_error, 1);
-                report(
-                    py,
-                    monitor,
-                    &err,
-                    &format!(
-                        "Subscriber callback for topic {} raised",
-                        escape_for_log(&topic)
-                    ),
-                );
-            }
+            let outcome = contain(|| deliver(py, &target, msg, monitor));
+            (topic, outcome, ("Subscriber callback", "raised"))
         }
         Job::Serve(target, msg, responder) => {
             if !target.active.load(Ordering::Acquire) {
                 return;
             }
             let topic = msg.topic.clone();
-            if let Err(err) = serve(py, &target, msg, responder) {
-                Stats::add(&monitor.stats.dropped_by_callback_error, 1);
-                report(
-                    py,
-                    monitor,
-                    &err,
-                    &format!(
-                        "Request handler for topic {} failed",
-                        escape_for_log(&topic)
-                    ),
-                );
+            let mut responder = Some(responder);
+            let outcome = contain(|| serve(py, &target, msg, &mut responder));
+            if let Some(r) = responder {
+                // A panic left the request unanswered: tell the requester at once (it
+                // would otherwise send it again until its timeout).
+                let _ = crate::py::detach(py, || r.reply_error("internal error"));
             }
+            (topic, outcome, ("Request handler", "failed"))
         }
+    };
+    match outcome {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => {
+            Stats::add(&monitor.stats.dropped_by_callback_error, 1);
+            let (who, failed) = what;
+            let what = format!("{who} for topic {} {failed}", escape_for_log(&topic));
+            report(py, monitor, &err, &what);
+        }
+        Err(panic) => monitor.internal_error(&topic, panic_message(&*panic)),
     }
 }
 
-/// Call the subscriber's callback with decoded data.
+/// `f`'s result, or the payload of its panic.
+fn contain<T>(f: impl FnOnce() -> T) -> std::thread::Result<T> {
+    // Unwind safety: what a panic interrupts is one message's handling; the state it
+    // shares with the next ones (the monitor's counters, the targets) is atomic.
+    panic::catch_unwind(AssertUnwindSafe(f))
+}
+
+/// Decode a message and call the subscriber's callback with it. A payload that does not
+/// decode (authentic, or plaintext on a keyless node, but malformed) never reaches the
+/// callback: it is counted and logged like other drops.
 fn deliver(
     py: Python<'_>,
     target: &CallbackTarget,
-    data: Py<PyAny>,
-    sender: String,
-    topic: String,
+    msg: Message,
+    monitor: &Monitor,
 ) -> PyResult<()> {
+    testing::check(&msg.payload);
+    let data = match codec::decode(py, msg.format, msg.payload) {
+        Ok(data) => data,
+        Err(err) => {
+            monitor.undecodable(&msg.topic, &err.to_string());
+            return Ok(());
+        }
+    };
     if target.with_info {
-        target.callback.call1(py, (data, sender, topic))?;
+        target.callback.call1(py, (data, msg.sender, msg.topic))?;
     } else {
         target.callback.call1(py, PyTuple::new(py, [data])?)?;
     }
     Ok(())
 }
 
-fn serve(py: Python<'_>, target: &ServeTarget, msg: Message, responder: Responder) -> PyResult<()> {
+/// What a caught panic said (`panic!` and `expect` messages are `&str` or `String`).
+fn panic_message(panic: &(dyn Any + Send)) -> &str {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        s
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s
+    } else {
+        "a panic without a message"
+    }
+}
+
+/// Decode a request, call the handler and send its encoded reply with `responder`
+/// (taken out of the option once used). If the handler raises, the requester is told
+/// the exception's type.
+fn serve(
+    py: Python<'_>,
+    target: &ServeTarget,
+    msg: Message,
+    responder: &mut Option<Responder>,
+) -> PyResult<()> {
     let handled = (|| {
+        testing::check(&msg.payload);
         let data = codec::decode(py, msg.format, msg.payload)?;
         let result = target.handler.call1(py, PyTuple::new(py, [data])?)?;
         codec::encode(result.bind(py), target.reply_format)
@@ -221,11 +247,16 @@ fn serve(py: Python<'_>, target: &ServeTarget, msg: Message, responder: Responde
                 .map(|n| n.to_string())
                 .unwrap_or_else(|_| "Exception".into());
             let why = format!("handler raised {kind}");
-            let _ = crate::py::detach(py, || responder.reply_error(&why));
+            if let Some(r) = responder.take() {
+                let _ = crate::py::detach(py, || r.reply_error(&why));
+            }
             return Err(err);
         }
     };
     let format = target.reply_format;
+    let Some(responder) = responder.take() else {
+        return Ok(());
+    };
     crate::py::detach(py, || {
         responder.reply_with(format, encoded.len(), |buf| {
             encoded.write_to(buf);
@@ -268,4 +299,33 @@ fn logger(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
             Ok::<_, PyErr>(get_logger.call1((PYTHON_LOGGER,))?.unbind())
         })
         .map(|l| l.bind(py))
+}
+
+/// A test hook: makes the callback thread panic on one chosen payload, standing for a
+/// bug in decoding, so that tests can check that a panic is contained. Off unless a test
+/// turns it on (`_native._panic_on_payload`); off, it costs one relaxed load a message.
+pub mod testing {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use parking_lot::Mutex;
+    use pyo3::prelude::*;
+
+    static ARMED: AtomicBool = AtomicBool::new(false);
+    static PAYLOAD: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+
+    pub(super) fn check(payload: &[u8]) {
+        if ARMED.load(Ordering::Relaxed) && *PAYLOAD.lock() == payload {
+            panic!("test hook: panicking on the payload chosen by _panic_on_payload");
+        }
+    }
+
+    /// Testing only: from now on the callback thread panics while decoding a message
+    /// whose payload bytes are `payload` (`None` turns it off).
+    #[pyfunction]
+    #[pyo3(signature = (payload))]
+    pub fn _panic_on_payload(payload: Option<Vec<u8>>) {
+        let mut chosen = PAYLOAD.lock();
+        ARMED.store(payload.is_some(), Ordering::Relaxed);
+        *chosen = payload.unwrap_or_default();
+    }
 }

@@ -18,6 +18,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     runtime::install_logger(m.py())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(runtime::_interpreter_exiting, m)?)?;
+    m.add_function(wrap_pyfunction!(dispatch::testing::_panic_on_payload, m)?)?;
     config::register(m)?;
     comm::register(m)?;
     kernels::register(m)?;
