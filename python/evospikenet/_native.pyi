@@ -415,7 +415,7 @@ class ZenohCommunicator:
         tb: TracebackType | None,
     ) -> bool: ...
 
-# Spike-update kernels (src/py/kernels.rs). The documented entry points are in
+# Spike-update kernels (src/py/kernels/). The documented entry points are in
 # evospikenet.kernels; these are the native functions behind them. Every array argument
 # must be 1-D, contiguous, aligned and of the stated dtype (no conversion, no copy):
 # a wrong kind or dtype raises TypeError, a wrong length, layout, writability, overlap
