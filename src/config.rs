@@ -102,7 +102,6 @@ pub struct DhConfig {
 /// WireGuard's REKEY_AFTER_TIME.
 pub const DEFAULT_REKEY_AFTER_MS: u64 = 120_000;
 /// Far below the 2^32 messages of a session, far above any realistic two minutes.
-/// (Written out as a literal in the Python signature, `src/py/config.rs`.)
 pub const DEFAULT_REKEY_AFTER_MESSAGES: u64 = 1 << 30;
 
 impl Default for DhConfig {

@@ -86,7 +86,11 @@ class ZenohConfig:
             only with the identity key of that fingerprint, complete an exchange.
         rekey_after_messages: In DH mode, draw a new sender key and run a new exchange with
             every peer after this many messages ...
-        rekey_after_seconds: ... or this many seconds (default 120, as WireGuard).
+        rekey_after_seconds: ... or this many seconds (WireGuard's REKEY_AFTER_TIME by
+            default).
+
+    The defaults shown as ``...`` are the core's (``src/config.rs``); read them back from
+    a default ``ZenohConfig()``.
 
     With neither ``connect`` nor ``listen`` (peer mode), nodes on one machine meet on the
     loopback rendezvous ``tcp/127.0.0.1:7447``: the first one started listens there, the
@@ -105,17 +109,17 @@ class ZenohConfig:
         mode: Literal["peer", "client", "router"] = "peer",
         connect: list[str] | str | None = None,
         listen: list[str] | str | None = None,
-        namespace: str = "evospikenet",
+        namespace: str = ...,
         psk: str | bytes | None = None,
         *,
         multicast_scouting: bool = False,
-        freshness_window: float = 60.0,
-        session_grace: float = 5.0,
+        freshness_window: float = ...,
+        session_grace: float = ...,
         key_exchange: Literal["manual", "auto"] = "manual",
         identity_key: str | None = None,
         trusted_peers: dict[str, str] | None = None,
-        rekey_after_messages: int = 1073741824,
-        rekey_after_seconds: float = 120.0,
+        rekey_after_messages: int = ...,
+        rekey_after_seconds: float = ...,
     ) -> Self: ...
     @classmethod
     def from_env(cls) -> ZenohConfig:
@@ -429,6 +433,13 @@ def kernel_default_threads(n: int) -> int:
     """Number of threads ``threads=None`` uses for ``n`` neurons.
 
     1 below ``KERNEL_PARALLEL_MIN_LEN``, otherwise the size of the kernel thread pool.
+    """
+
+def kernel_defaults() -> dict[str, dict[str, Any]]:
+    """The models' default parameters, as the Rust core defines them:
+    ``{"lif_int": {"leak": ..., ...}, "lif_float": {...}, "izhikevich": {...}}``.
+
+    :mod:`evospikenet.kernels` takes its defaults from here.
     """
 
 def kernel_lif_int_step(

@@ -54,6 +54,12 @@ PARALLEL_MIN_LEN: int = _native.KERNEL_PARALLEL_MIN_LEN
 #: A per-neuron float parameter: one value for all neurons, or a float32 array.
 FloatParam = float | NDArray[np.float32]
 
+# The models' default parameters, as the Rust core defines them (written only there).
+_DEFAULTS = _native.kernel_defaults()
+_LIF_INT = _DEFAULTS["lif_int"]
+_LIF_FLOAT = _DEFAULTS["lif_float"]
+_IZHIKEVICH = _DEFAULTS["izhikevich"]
+
 
 def default_threads(n: int) -> int:
     """Return the number of threads ``threads=None`` uses for ``n`` neurons."""
@@ -73,9 +79,9 @@ def lif_step(
     v: NDArray[np.int16],
     i_syn: NDArray[np.int16] | NDArray[np.int32],
     *,
-    leak: int = 230,
-    threshold: int = 1024,
-    reset: int = 0,
+    leak: int = _LIF_INT["leak"],
+    threshold: int = _LIF_INT["threshold"],
+    reset: int = _LIF_INT["reset"],
     out: NDArray[np.bool_] | None = None,
     threads: int | None = None,
 ) -> NDArray[np.bool_]:
@@ -114,9 +120,9 @@ def lif_step_indices(
     v: NDArray[np.int16],
     i_syn: NDArray[np.int16] | NDArray[np.int32],
     *,
-    leak: int = 230,
-    threshold: int = 1024,
-    reset: int = 0,
+    leak: int = _LIF_INT["leak"],
+    threshold: int = _LIF_INT["threshold"],
+    reset: int = _LIF_INT["reset"],
     out: NDArray[np.uint32] | None = None,
     threads: int | None = None,
 ) -> NDArray[np.uint32]:
@@ -164,15 +170,15 @@ class LifFloatParams:
         i_e: Constant input current (pA).
     """
 
-    tau_m: float = 10.0
-    tau_syn: float = 2.0
-    c_m: float = 250.0
-    dt: float = 0.1
-    e_l: float = -70.0
-    v_th: float = -55.0
-    v_reset: float = -70.0
-    t_ref: float = 2.0
-    i_e: float = 0.0
+    tau_m: float = _LIF_FLOAT["tau_m"]
+    tau_syn: float = _LIF_FLOAT["tau_syn"]
+    c_m: float = _LIF_FLOAT["c_m"]
+    dt: float = _LIF_FLOAT["dt"]
+    e_l: float = _LIF_FLOAT["e_l"]
+    v_th: float = _LIF_FLOAT["v_th"]
+    v_reset: float = _LIF_FLOAT["v_reset"]
+    t_ref: float = _LIF_FLOAT["t_ref"]
+    i_e: float = _LIF_FLOAT["i_e"]
 
 
 _LIF_FLOAT_DEFAULTS = LifFloatParams()
@@ -281,12 +287,12 @@ class IzhikevichParams:
         v_peak: Spike cut-off (mV).
     """
 
-    a: FloatParam = 0.02
-    b: FloatParam = 0.2
-    c: FloatParam = -65.0
-    d: FloatParam = 8.0
-    dt: float = 1.0
-    v_peak: float = 30.0
+    a: FloatParam = _IZHIKEVICH["a"]
+    b: FloatParam = _IZHIKEVICH["b"]
+    c: FloatParam = _IZHIKEVICH["c"]
+    d: FloatParam = _IZHIKEVICH["d"]
+    dt: float = _IZHIKEVICH["dt"]
+    v_peak: float = _IZHIKEVICH["v_peak"]
 
 
 _IZHIKEVICH_DEFAULTS = IzhikevichParams()

@@ -4,9 +4,13 @@ use pyo3::prelude::*;
 use pyo3::types::{PyString, PyType};
 use zeroize::Zeroizing;
 
-use crate::config::{Config, KeyExchange, SessionMode};
+use crate::config::{
+    Config, KeyExchange, SessionMode, DEFAULT_NAMESPACE, DEFAULT_REKEY_AFTER_MESSAGES,
+    DEFAULT_REKEY_AFTER_MS,
+};
 use crate::crypto::handshake::IdentityKey;
 use crate::crypto::keys::Psk;
+use crate::crypto::session::ReceiverPolicy;
 use crate::py::errors::{invalid_type, invalid_value};
 
 /// Configuration of a `ZenohCommunicator`. See the stub (`_native.pyi`) for the docs.
@@ -54,12 +58,16 @@ fn endpoints(field: &str, v: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<String>>
 #[pymethods]
 impl PyZenohConfig {
     #[new]
+    // The numeric defaults are the core's (`Config::default()`), written nowhere else:
+    // the stub shows them as `...`.
     #[pyo3(signature = (
-        mode = "peer", connect = None, listen = None, namespace = "evospikenet", psk = None,
-        *, multicast_scouting = false, freshness_window = 60.0, session_grace = 5.0,
+        mode = "peer", connect = None, listen = None, namespace = DEFAULT_NAMESPACE,
+        psk = None, *, multicast_scouting = false,
+        freshness_window = seconds(ReceiverPolicy::default().freshness_ms),
+        session_grace = seconds(ReceiverPolicy::default().session_grace_ms),
         key_exchange = "manual", identity_key = None, trusted_peers = None,
-        rekey_after_messages = 1073741824, // config::DEFAULT_REKEY_AFTER_MESSAGES
-        rekey_after_seconds = 120.0
+        rekey_after_messages = DEFAULT_REKEY_AFTER_MESSAGES,
+        rekey_after_seconds = seconds(DEFAULT_REKEY_AFTER_MS)
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -170,7 +178,7 @@ impl PyZenohConfig {
 
     #[getter]
     fn freshness_window(&self) -> f64 {
-        self.inner.policy.freshness_ms as f64 / 1000.0
+        seconds(self.inner.policy.freshness_ms)
     }
 
     #[getter]
@@ -196,7 +204,7 @@ impl PyZenohConfig {
 
     #[getter]
     fn rekey_after_seconds(&self) -> f64 {
-        self.inner.dh.rekey_after_ms as f64 / 1000.0
+        seconds(self.inner.dh.rekey_after_ms)
     }
 
     fn __repr__(&self) -> String {
@@ -221,6 +229,11 @@ impl PyZenohConfig {
             c.dh.key_exchange.as_str(),
         )
     }
+}
+
+/// Milliseconds as the seconds Python takes and shows.
+fn seconds(ms: u64) -> f64 {
+    ms as f64 / 1000.0
 }
 
 fn seconds_to_ms(name: &str, s: f64) -> PyResult<u64> {
