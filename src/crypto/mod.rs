@@ -8,6 +8,7 @@ pub mod envelope;
 pub mod group;
 pub mod handshake;
 pub mod kdf;
+pub mod keyring;
 pub mod keys;
 pub mod replay;
 pub mod sender_auth;
