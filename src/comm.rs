@@ -364,27 +364,16 @@ impl Communicator {
         topic: &str,
         handler: impl Fn(Message) + Send + Sync + 'static,
     ) -> Result<Arc<Subscription>> {
-        self.check_open()?;
-        let key = self.key_expr(topic, true)?;
-        let receiver = Receiver::for_node(
-            self.keys.clone(),
-            self.group.clone(),
-            self.policy,
-            &self.history,
-        );
+        let (key, receiver) = self.consumer(topic)?;
         let monitor = self.monitor.clone();
         let prefix = self.prefix.clone();
         let subscriber = self.transport.subscribe(&key, move |sample| {
             let key = sample.key_expr().as_str();
             let topic = key.strip_prefix(&prefix).unwrap_or(key);
             let bytes = sample.payload().to_bytes();
-            match receiver.open(&bytes, key, b"", Kind::Publish) {
-                Ok(opened) => {
-                    if let Some(msg) = accept(&monitor, topic, bytes.len(), opened) {
-                        handler(msg);
-                    }
-                }
-                Err(e) => monitor.rejected(topic, &e),
+            let opened = receiver.open(&bytes, key, b"", Kind::Publish);
+            if let Some(msg) = accept(&monitor, topic, bytes.len(), opened) {
+                handler(msg);
             }
         })?;
         Ok(self.track(Declared::new(subscriber)))
@@ -397,14 +386,7 @@ impl Communicator {
         topic: &str,
         handler: impl Fn(Message, Responder) + Send + Sync + 'static,
     ) -> Result<Arc<Service>> {
-        self.check_open()?;
-        let key = self.key_expr(topic, true)?;
-        let receiver = Receiver::for_node(
-            self.keys.clone(),
-            self.group.clone(),
-            self.policy,
-            &self.history,
-        );
+        let (key, receiver) = self.consumer(topic)?;
         let monitor = self.monitor.clone();
         let sender = self.sender.clone();
         let prefix = self.prefix.clone();
@@ -419,24 +401,39 @@ impl Communicator {
                 return;
             };
             let bytes = payload.to_bytes();
-            match receiver.open(&bytes, &key, b"", Kind::Request) {
-                Ok(opened) => {
-                    let binding =
-                        request_binding(&opened.sender, &opened.session_id, opened.counter);
-                    if let Some(msg) = accept(&monitor, &topic, bytes.len(), opened) {
-                        let responder = Responder {
-                            query,
-                            binding,
-                            sender: sender.clone(),
-                            monitor: monitor.clone(),
-                        };
-                        handler(msg, responder);
-                    }
-                }
-                Err(e) => monitor.rejected(&topic, &e),
+            let opened = receiver.open(&bytes, &key, b"", Kind::Request);
+            // The reply is bound to the request: requester, session, counter.
+            let binding = opened
+                .as_ref()
+                .ok()
+                .map(|o| request_binding(&o.sender, &o.session_id, o.counter));
+            if let (Some(msg), Some(binding)) =
+                (accept(&monitor, &topic, bytes.len(), opened), binding)
+            {
+                let responder = Responder {
+                    query,
+                    binding,
+                    sender: sender.clone(),
+                    monitor: monitor.clone(),
+                };
+                handler(msg, responder);
             }
         })?;
         Ok(self.track(Declared::new(queryable)))
+    }
+
+    /// The key expression of a new subscription or service on `topic`, and its receiver,
+    /// which starts from what the node already accepted.
+    fn consumer(&self, topic: &str) -> Result<(String, Receiver)> {
+        self.check_open()?;
+        let key = self.key_expr(topic, true)?;
+        let receiver = Receiver::for_node(
+            self.keys.clone(),
+            self.group.clone(),
+            self.policy,
+            &self.history,
+        );
+        Ok((key, receiver))
     }
 
     /// Keep `handle` alive until it is undeclared or the communicator closes.
@@ -475,14 +472,13 @@ impl Communicator {
             let binding = request_binding(&self.node_id, &session_id, counter);
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             let outcome = self.transport.query(&key, msg, left, |reply_key, bytes| {
-                let topic = self.user_topic(reply_key);
-                match self.replies.open(bytes, reply_key, &binding, Kind::Reply) {
-                    Ok(opened) => accept(&self.monitor, topic, bytes.len(), opened),
-                    Err(e) => {
-                        self.monitor.rejected(topic, &e);
-                        None
-                    }
-                }
+                let opened = self.replies.open(bytes, reply_key, &binding, Kind::Reply);
+                accept(
+                    &self.monitor,
+                    self.user_topic(reply_key),
+                    bytes.len(),
+                    opened,
+                )
             })?;
             match outcome {
                 QueryOutcome::Accepted(m) if m.format == Format::RemoteError => {
@@ -531,7 +527,15 @@ impl Drop for Communicator {
     }
 }
 
-fn accept(monitor: &Monitor, topic: &str, wire_len: usize, opened: Opened) -> Option<Message> {
+/// The message `opened` holds, or `None` for a message refused by `Receiver::open` or with
+/// a payload format it cannot have (both counted and logged).
+fn accept(
+    monitor: &Monitor,
+    topic: &str,
+    wire_len: usize,
+    opened: Result<Opened>,
+) -> Option<Message> {
+    let opened = opened.map_err(|e| monitor.rejected(topic, &e)).ok()?;
     match Format::from_byte(opened.format) {
         Ok(Format::RemoteError) if opened.kind != Kind::Reply => {
             monitor.undecodable(topic, "an error payload outside a reply");

@@ -7,18 +7,20 @@ use std::time::Duration;
 use crossbeam_channel::{bounded, TrySendError};
 use parking_lot::{Mutex, RwLock};
 use pyo3::prelude::*;
+use pyo3::pyclass::PyClass;
 use pyo3::types::{PyDict, PyTuple};
 
 use crate::codec::Format;
-use crate::comm::{Communicator, Message};
+use crate::comm::{Communicator, Declaration, Declared, Message};
 use crate::config::Config;
 use crate::crypto::handshake::{parse_public_key, parse_public_key_hex};
 use crate::crypto::random_bytes;
+use crate::error::Result;
 use crate::monitor::{escape_for_log, RateLimitedWarning, Stats};
 use crate::py::codec;
 use crate::py::config::parse_psk;
 use crate::py::config::PyZenohConfig;
-use crate::py::dispatch::{CallbackTarget, Dispatcher, Job, ServeTarget};
+use crate::py::dispatch::{CallbackTarget, Dispatcher, Job, JobQueue, ServeTarget};
 use crate::py::errors::{self, invalid_type, invalid_value};
 use crate::py::handle::{PyHandle, PyMessageQueue, PyService, PySubscription};
 use crate::py::shutting_down;
@@ -44,6 +46,14 @@ fn generated_node_id() -> String {
     format!("node-{}", hex::encode(b))
 }
 
+fn check_callable(py: Python<'_>, f: &Py<PyAny>, name: &str) -> PyResult<()> {
+    if f.bind(py).is_callable() {
+        Ok(())
+    } else {
+        Err(invalid_type(format!("{name} must be callable")))
+    }
+}
+
 pub(crate) fn timeout_arg(name: &str, t: Option<f64>) -> PyResult<Option<Duration>> {
     match t {
         None => Ok(None),
@@ -59,12 +69,35 @@ impl PyZenohCommunicator {
         self.comm.read().clone().ok_or_else(errors::closed)
     }
 
-    fn job_queue(&self) -> PyResult<crate::py::dispatch::JobQueue> {
+    fn job_queue(&self) -> PyResult<JobQueue> {
         self.dispatcher
             .lock()
             .as_ref()
             .map(|d| d.queue())
             .ok_or_else(errors::closed)
+    }
+
+    /// Declare, with `declare`, a subscription or service whose messages go to the
+    /// callback thread through the job queue; `declare` gets the flag that undeclaring
+    /// the returned handle clears.
+    fn declare_on_callback_thread<S, D>(
+        &self,
+        py: Python<'_>,
+        topic: &str,
+        class: S,
+        declare: impl FnOnce(&Communicator, JobQueue, Arc<AtomicBool>) -> Result<Arc<Declared<D>>>
+            + Send,
+    ) -> PyResult<Py<S>>
+    where
+        S: PyClass<BaseType = PyHandle>,
+        D: Declaration,
+    {
+        let comm = self.comm()?;
+        let queue = self.job_queue()?;
+        let active = Arc::new(AtomicBool::new(true));
+        let flag = active.clone();
+        let declared = crate::py::detach(py, || declare(&comm, queue, flag))?;
+        PyHandle::create(py, class, topic, declared, Some(active), false)
     }
 
     fn close_inner(&self, py: Python<'_>) -> PyResult<()> {
@@ -201,23 +234,17 @@ impl PyZenohCommunicator {
         callback: Py<PyAny>,
         with_info: bool,
     ) -> PyResult<Py<PySubscription>> {
-        if !callback.bind(py).is_callable() {
-            return Err(invalid_type("callback must be callable"));
-        }
-        let comm = self.comm()?;
-        let queue = self.job_queue()?;
-        let delivering = Arc::new(AtomicBool::new(true));
-        let target = Arc::new(CallbackTarget {
-            callback,
-            with_info,
-            active: delivering.clone(),
-        });
-        let sub = crate::py::detach(py, || {
+        check_callable(py, &callback, "callback")?;
+        self.declare_on_callback_thread(py, topic, PySubscription, |comm, queue, active| {
+            let target = Arc::new(CallbackTarget {
+                callback,
+                with_info,
+                active,
+            });
             comm.subscribe(topic, move |msg| {
                 queue.push(Job::Deliver(target.clone(), msg))
             })
-        })?;
-        PyHandle::create(py, PySubscription, topic, sub, Some(delivering), false)
+        })
     }
 
     #[pyo3(signature = (topic, maxsize = 10_000, *, with_info = false))]
@@ -291,24 +318,18 @@ impl PyZenohCommunicator {
         handler: Py<PyAny>,
         serialize: &str,
     ) -> PyResult<Py<PyService>> {
-        if !handler.bind(py).is_callable() {
-            return Err(invalid_type("handler must be callable"));
-        }
+        check_callable(py, &handler, "handler")?;
         let reply_format = Format::from_name(serialize)?;
-        let comm = self.comm()?;
-        let queue = self.job_queue()?;
-        let delivering = Arc::new(AtomicBool::new(true));
-        let target = Arc::new(ServeTarget {
-            handler,
-            reply_format,
-            active: delivering.clone(),
-        });
-        let service = crate::py::detach(py, || {
+        self.declare_on_callback_thread(py, topic, PyService, |comm, queue, active| {
+            let target = Arc::new(ServeTarget {
+                handler,
+                reply_format,
+                active,
+            });
             comm.serve(topic, move |msg, responder| {
                 queue.push(Job::Serve(target.clone(), msg, responder))
             })
-        })?;
-        PyHandle::create(py, PyService, topic, service, Some(delivering), false)
+        })
     }
 
     /// Start an X25519 exchange with `peer_id`; returns our 32-byte public key.

@@ -10,58 +10,57 @@ use crate::kernels::spikes::{indices_to_mask, mask_to_indices};
 use crate::kernels::synapses::{propagate, Accumulate, Csr, CsrIndex};
 use crate::py::detach;
 
-fn propagate_with<Ix, W, T>(
-    py: Python<'_>,
-    spikes: &[u32],
-    indptr: &[Ix],
-    indices: &[Ix],
-    data: &[W],
-    shape: (usize, usize),
-    target: &mut [T],
-) -> PyResult<u64>
-where
-    Ix: CsrIndex,
-    W: Copy + Sync,
-    T: Accumulate<W>,
-{
-    let csr = Csr::new(indptr, indices, data, shape.0, shape.1)?;
-    Ok(detach(py, move || propagate(spikes, &csr, target))?)
+/// What runs on a borrowed [`Csr`] of either index type.
+trait OnCsr<W> {
+    type Out;
+    fn run<Ix: CsrIndex>(self, csr: Csr<'_, Ix, W>) -> PyResult<Self::Out>;
 }
 
-fn propagate_typed<'py, W, T>(
-    py: Python<'py>,
-    spikes: &[u32],
+/// Borrows `indptr` and `indices` (one index dtype for both) with `data` as a [`Csr`] of
+/// `shape`, and runs `f` on it.
+fn with_csr<'py, W: Element + Copy + Sync, F: OnCsr<W>>(
     indptr: &Bound<'py, PyAny>,
     indices: &Bound<'py, PyAny>,
     data: &Bound<'py, PyArray1<W>>,
-    shape: (usize, usize),
-    target: &mut [T],
-) -> PyResult<u64>
-where
-    W: Element + Copy + Sync,
-    T: Accumulate<W>,
-{
+    (n_pre, n_post): (usize, usize),
+    f: F,
+) -> PyResult<F::Out> {
     let data = borrow_ro(data, "data")?;
     let data = slice(&data, "data")?;
     match CsrIndexArgs::extract(indptr, indices)? {
-        CsrIndexArgs::I32(p, i) => propagate_with(
-            py,
-            spikes,
-            slice(&p, "indptr")?,
-            slice(&i, "indices")?,
-            data,
-            shape,
-            target,
-        ),
-        CsrIndexArgs::I64(p, i) => propagate_with(
-            py,
-            spikes,
-            slice(&p, "indptr")?,
-            slice(&i, "indices")?,
-            data,
-            shape,
-            target,
-        ),
+        CsrIndexArgs::I32(p, i) => {
+            let (p, i) = (slice(&p, "indptr")?, slice(&i, "indices")?);
+            f.run(Csr::new(p, i, data, n_pre, n_post)?)
+        }
+        CsrIndexArgs::I64(p, i) => {
+            let (p, i) = (slice(&p, "indptr")?, slice(&i, "indices")?);
+            f.run(Csr::new(p, i, data, n_pre, n_post)?)
+        }
+    }
+}
+
+/// Propagation of `spikes` into `target`, with the GIL released.
+struct Propagate<'a, 'py, T> {
+    py: Python<'py>,
+    spikes: &'a [u32],
+    target: &'a mut [T],
+}
+
+impl<W: Copy + Sync, T: Accumulate<W>> OnCsr<W> for Propagate<'_, '_, T> {
+    type Out = u64;
+    fn run<Ix: CsrIndex>(self, csr: Csr<'_, Ix, W>) -> PyResult<u64> {
+        let Propagate { py, spikes, target } = self;
+        Ok(detach(py, move || propagate(spikes, &csr, target))?)
+    }
+}
+
+/// A full structural check, with the GIL released.
+struct Validate<'py>(Python<'py>);
+
+impl<W: Copy + Sync> OnCsr<W> for Validate<'_> {
+    type Out = ();
+    fn run<Ix: CsrIndex>(self, csr: Csr<'_, Ix, W>) -> PyResult<()> {
+        Ok(detach(self.0, move || csr.validate())?)
     }
 }
 
@@ -81,28 +80,26 @@ fn kernel_propagate<'py>(
     let spikes = slice(&spikes, "spikes")?;
     if let Ok(t) = target.cast::<PyArray1<i16>>() {
         let mut t = borrow_rw(t, "target")?;
-        let t = slice_mut(&mut t, "target")?;
+        let target = slice_mut(&mut t, "target")?;
         let d = cast::<i16>(data, "data", "int16 (for an int16 target)")?;
-        propagate_typed(py, spikes, indptr, indices, d, shape, t)
+        with_csr(indptr, indices, d, shape, Propagate { py, spikes, target })
     } else if let Ok(t) = target.cast::<PyArray1<i32>>() {
         let mut t = borrow_rw(t, "target")?;
-        let t = slice_mut(&mut t, "target")?;
+        let target = slice_mut(&mut t, "target")?;
+        let op = Propagate { py, spikes, target };
         if let Ok(d) = data.cast::<PyArray1<i16>>() {
-            propagate_typed(py, spikes, indptr, indices, d, shape, t)
+            with_csr(indptr, indices, d, shape, op)
         } else if let Ok(d) = data.cast::<PyArray1<i32>>() {
-            propagate_typed(py, spikes, indptr, indices, d, shape, t)
+            with_csr(indptr, indices, d, shape, op)
         } else {
-            Err(type_err(
-                "data",
-                "int16 or int32 (for an int32 target)",
-                data,
-            ))
+            let expected = "int16 or int32 (for an int32 target)";
+            Err(type_err("data", expected, data))
         }
     } else if let Ok(t) = target.cast::<PyArray1<f32>>() {
         let mut t = borrow_rw(t, "target")?;
-        let t = slice_mut(&mut t, "target")?;
+        let target = slice_mut(&mut t, "target")?;
         let d = cast::<f32>(data, "data", "float32 (for a float32 target)")?;
-        propagate_typed(py, spikes, indptr, indices, d, shape, t)
+        with_csr(indptr, indices, d, shape, Propagate { py, spikes, target })
     } else {
         Err(type_err("target", "int16, int32 or float32", target))
     }
@@ -117,40 +114,12 @@ fn kernel_validate_csr<'py>(
     data: &Bound<'py, PyAny>,
     shape: (usize, usize),
 ) -> PyResult<()> {
-    fn run<Ix: CsrIndex, W: Copy + Sync>(
-        py: Python<'_>,
-        indptr: &[Ix],
-        indices: &[Ix],
-        data: &[W],
-        shape: (usize, usize),
-    ) -> PyResult<()> {
-        let csr = Csr::new(indptr, indices, data, shape.0, shape.1)?;
-        Ok(detach(py, move || csr.validate())?)
-    }
-    fn with_data<'py, W: Element + Copy + Sync>(
-        py: Python<'py>,
-        indptr: &Bound<'py, PyAny>,
-        indices: &Bound<'py, PyAny>,
-        data: &Bound<'py, PyArray1<W>>,
-        shape: (usize, usize),
-    ) -> PyResult<()> {
-        let data = borrow_ro(data, "data")?;
-        let data = slice(&data, "data")?;
-        match CsrIndexArgs::extract(indptr, indices)? {
-            CsrIndexArgs::I32(p, i) => {
-                run(py, slice(&p, "indptr")?, slice(&i, "indices")?, data, shape)
-            }
-            CsrIndexArgs::I64(p, i) => {
-                run(py, slice(&p, "indptr")?, slice(&i, "indices")?, data, shape)
-            }
-        }
-    }
     if let Ok(d) = data.cast::<PyArray1<i16>>() {
-        with_data(py, indptr, indices, d, shape)
+        with_csr(indptr, indices, d, shape, Validate(py))
     } else if let Ok(d) = data.cast::<PyArray1<i32>>() {
-        with_data(py, indptr, indices, d, shape)
+        with_csr(indptr, indices, d, shape, Validate(py))
     } else if let Ok(d) = data.cast::<PyArray1<f32>>() {
-        with_data(py, indptr, indices, d, shape)
+        with_csr(indptr, indices, d, shape, Validate(py))
     } else {
         Err(type_err("data", "int16, int32 or float32", data))
     }
