@@ -279,6 +279,20 @@ pub struct Opened {
     pub payload: Vec<u8>,
 }
 
+impl Opened {
+    fn new(header: &Header<'_>, format: u8, payload: Vec<u8>) -> Opened {
+        Opened {
+            sender: header.sender.to_owned(),
+            kind: header.kind,
+            session_id: header.session_id,
+            counter: header.counter,
+            timestamp_ms: header.timestamp_ms(),
+            format,
+            payload,
+        }
+    }
+}
+
 #[derive(Clone)]
 struct RecvSession {
     id: [u8; SESSION_ID_LEN],
@@ -568,15 +582,7 @@ impl Receiver {
         }
         let (format, len) = envelope::split_format(&plaintext)?;
         plaintext.truncate(len);
-        Ok(Opened {
-            sender: header.sender.to_owned(),
-            kind: header.kind,
-            session_id: header.session_id,
-            counter: header.counter,
-            timestamp_ms: header.timestamp_ms(),
-            format,
-            payload: plaintext,
-        })
+        Ok(Opened::new(&header, format, plaintext))
     }
 
     fn accept(&self, header: &Header<'_>, key: Option<Arc<SessionKey>>) -> Result<()> {
@@ -603,15 +609,7 @@ impl Receiver {
 fn plain(header: &Header<'_>, msg: &[u8], header_len: usize) -> Result<Opened> {
     let body = &msg[header_len..];
     let (format, len) = envelope::split_format(body)?;
-    Ok(Opened {
-        sender: header.sender.to_owned(),
-        kind: header.kind,
-        session_id: header.session_id,
-        counter: header.counter,
-        timestamp_ms: header.timestamp_ms(),
-        format,
-        payload: body[..len].to_vec(),
-    })
+    Ok(Opened::new(header, format, body[..len].to_vec()))
 }
 
 #[cfg(test)]
