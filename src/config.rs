@@ -21,66 +21,68 @@ pub const DEFAULT_NAMESPACE: &str = "evospikenet";
 /// How long a Zenoh client waits for its router when it opens.
 pub const CLIENT_CONNECT_TIMEOUT_MS: u64 = 10_000;
 
-/// Zenoh's role for this node.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SessionMode {
-    Peer,
-    Client,
-    Router,
+/// A setting that takes one of a few words: the enum, `as_str`, and a `FromStr` that
+/// ignores case and surrounding space and whose error lists the words.
+macro_rules! word_setting {
+    (
+        $(#[$doc:meta])* $name:ident, $setting:literal {
+            $($(#[$vdoc:meta])* $variant:ident = $word:literal,)+
+        }
+    ) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum $name {
+            $($(#[$vdoc])* $variant,)+
+        }
+
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $word,)+
+                }
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = Error;
+            fn from_str(s: &str) -> Result<Self> {
+                match s.trim().to_ascii_lowercase().as_str() {
+                    $($word => Ok($name::$variant),)+
+                    other => Err(not_one_of($setting, &[$($word),+], other)),
+                }
+            }
+        }
+    };
 }
 
-impl SessionMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SessionMode::Peer => "peer",
-            SessionMode::Client => "client",
-            SessionMode::Router => "router",
-        }
+/// `"mode must be \"peer\", \"client\" or \"router\"; got ..."`.
+fn not_one_of(setting: &str, words: &[&str], got: &str) -> Error {
+    let quoted: Vec<String> = words.iter().map(|w| format!("{w:?}")).collect();
+    let (last, rest) = quoted.split_last().expect("at least one word");
+    let choices = if rest.is_empty() {
+        last.clone()
+    } else {
+        format!("{} or {last}", rest.join(", "))
+    };
+    Error::Config(format!("{setting} must be {choices}; got {got:?}"))
+}
+
+word_setting! {
+    /// Zenoh's role for this node.
+    SessionMode, "mode" {
+        Peer = "peer",
+        Client = "client",
+        Router = "router",
     }
 }
 
-impl FromStr for SessionMode {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "peer" => Ok(SessionMode::Peer),
-            "client" => Ok(SessionMode::Client),
-            "router" => Ok(SessionMode::Router),
-            other => Err(Error::Config(format!(
-                "mode must be \"peer\", \"client\" or \"router\"; got {other:?}"
-            ))),
-        }
-    }
-}
-
-/// How DH-mode key exchanges start.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum KeyExchange {
-    /// Only when asked (`initiate_key_exchange` / `complete_key_exchange`).
-    Manual,
-    /// With every peer that appears, authenticated by the PSK and/or `trusted_peers`.
-    Auto,
-}
-
-impl KeyExchange {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            KeyExchange::Manual => "manual",
-            KeyExchange::Auto => "auto",
-        }
-    }
-}
-
-impl FromStr for KeyExchange {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "manual" => Ok(KeyExchange::Manual),
-            "auto" => Ok(KeyExchange::Auto),
-            other => Err(Error::Config(format!(
-                "key_exchange must be \"manual\" or \"auto\"; got {other:?}"
-            ))),
-        }
+word_setting! {
+    /// How DH-mode key exchanges start.
+    KeyExchange, "key_exchange" {
+        /// Only when asked (`initiate_key_exchange` / `complete_key_exchange`).
+        Manual = "manual",
+        /// With every peer that appears, authenticated by the PSK and/or `trusted_peers`.
+        Auto = "auto",
     }
 }
 
@@ -372,6 +374,24 @@ fn validate_endpoint(field: &str, ep: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn word_settings_read_any_case_and_name_their_choices() {
+        assert_eq!(
+            " Router ".parse::<SessionMode>().unwrap(),
+            SessionMode::Router
+        );
+        assert_eq!("AUTO".parse::<KeyExchange>().unwrap().as_str(), "auto");
+        let err = |e: Error| e.to_string();
+        assert_eq!(
+            err("x".parse::<SessionMode>().unwrap_err()),
+            r#"mode must be "peer", "client" or "router"; got "x""#
+        );
+        assert_eq!(
+            err("dh".parse::<KeyExchange>().unwrap_err()),
+            r#"key_exchange must be "manual" or "auto"; got "dh""#
+        );
+    }
 
     const PSK: &str = "8f1a7b3c9d2e4f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8";
 

@@ -197,23 +197,9 @@ fn write_json(obj: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> PyResu
         }
         out.push(b'}');
     } else if let Ok(l) = obj.cast::<PyList>() {
-        out.push(b'[');
-        for (n, v) in l.iter().enumerate() {
-            if n > 0 {
-                out.push(b',');
-            }
-            write_json(&v, out, depth + 1)?;
-        }
-        out.push(b']');
+        write_json_array(l.iter(), out, depth)?;
     } else if let Ok(t) = obj.cast::<PyTuple>() {
-        out.push(b'[');
-        for (n, v) in t.iter().enumerate() {
-            if n > 0 {
-                out.push(b',');
-            }
-            write_json(&v, out, depth + 1)?;
-        }
-        out.push(b']');
+        write_json_array(t.iter(), out, depth)?;
     } else if obj.hasattr(intern!(py, "__array_interface__"))?
         && obj.hasattr(intern!(py, "shape"))?
     {
@@ -234,6 +220,23 @@ fn write_json(obj: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> PyResu
             type_name(obj)
         )));
     }
+    Ok(())
+}
+
+/// A list or tuple as a JSON array.
+fn write_json_array<'py>(
+    items: impl Iterator<Item = Bound<'py, PyAny>>,
+    out: &mut Vec<u8>,
+    depth: usize,
+) -> PyResult<()> {
+    out.push(b'[');
+    for (n, v) in items.enumerate() {
+        if n > 0 {
+            out.push(b',');
+        }
+        write_json(&v, out, depth + 1)?;
+    }
+    out.push(b']');
     Ok(())
 }
 
