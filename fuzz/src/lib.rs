@@ -5,7 +5,7 @@
 //! the result is consistent (it re-encodes to the same bytes, an accepted message is never
 //! accepted twice, an error never echoes key material). The libFuzzer targets in
 //! `fuzz_targets/` call them; so does `tests/fuzz_corpus.rs` (stable Rust, CI), which
-//! includes this file and also writes the seed corpus from `seeds`.
+//! includes this file and also writes the seed corpus from `seeds` (`seeds.rs`).
 
 use std::collections::HashSet;
 use std::sync::{Arc, OnceLock};

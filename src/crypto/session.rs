@@ -32,7 +32,8 @@ pub const BYTES_PER_SESSION: u64 = 1 << 36;
 /// At most this many sessions are remembered per sender (current + those retiring).
 const SESSIONS_PER_SENDER: usize = 4;
 
-/// Receiver tuning; see DESIGN.md §2.
+/// Receiver tuning: the freshness window and the session grace (SECURITY.md, threat
+/// model; `ZenohConfig(freshness_window=..., session_grace=...)`).
 #[derive(Clone, Copy, Debug)]
 pub struct ReceiverPolicy {
     /// A message sealed more than this long ago (or this far in the future, by the
@@ -521,7 +522,7 @@ impl Receiver {
             (Mode::Plain, false) => return plain(&header, msg, header_len),
             (Mode::Plain, true) => return Err(Error::Authentication),
             (_, false) => return Err(Error::NoKey),
-            // DESIGN.md §3: a node in DH mode accepts no PSK-mode data. Any holder of the
+            // SECURITY.md: a node in DH mode accepts no PSK-mode data. Any holder of the
             // PSK could seal such a message under any node id.
             (Mode::Psk, true) if group.is_some() => return Err(Error::Authentication),
             (Mode::Dh | Mode::DhAuth, true) => {
