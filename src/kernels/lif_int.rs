@@ -295,21 +295,24 @@ mod tests {
                 .map(|_| (lcg(&mut seed) as i32) >> (lcg(&mut seed) % 31))
                 .collect();
 
-            let mut v = v0.clone();
-            let mut s = vec![false; n];
-            step(&p, &mut v, &i16s, &mut s).unwrap();
-            for k in 0..n {
-                let r = reference(p, v0[k], i64::from(i16s[k]));
-                assert_eq!((v[k], s[k]), r, "round {round} neuron {k}");
-            }
+            check_against_reference(p, &v0, &i16s, round);
+            check_against_reference(p, &v0, &i32s, round);
+        }
+    }
 
-            let mut v = v0.clone();
-            let mut s = vec![false; n];
-            step(&p, &mut v, &i32s, &mut s).unwrap();
-            for k in 0..n {
-                let r = reference(p, v0[k], i64::from(i32s[k]));
-                assert_eq!((v[k], s[k]), r, "round {round} neuron {k} (i32)");
-            }
+    fn check_against_reference<I: Current + Into<i64>>(
+        p: LifIntParams,
+        v0: &[i16],
+        i_syn: &[I],
+        round: usize,
+    ) {
+        let mut v = v0.to_vec();
+        let mut s = vec![false; v0.len()];
+        step(&p, &mut v, i_syn, &mut s).unwrap();
+        for k in 0..v0.len() {
+            let r = reference(p, v0[k], i_syn[k].into());
+            let current = std::any::type_name::<I>();
+            assert_eq!((v[k], s[k]), r, "round {round} neuron {k} ({current})");
         }
     }
 

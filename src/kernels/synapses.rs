@@ -64,26 +64,19 @@ pub trait Accumulate<W>: Copy + Send {
     fn accumulate(&mut self, w: W);
 }
 
-impl Accumulate<i16> for i16 {
-    #[inline(always)]
-    fn accumulate(&mut self, w: i16) {
-        *self = self.saturating_add(w);
-    }
+/// Integer inputs add with saturation at their limits.
+macro_rules! saturating_accumulate {
+    ($($w:ty => $t:ty),*) => {$(
+        impl Accumulate<$w> for $t {
+            #[inline(always)]
+            fn accumulate(&mut self, w: $w) {
+                *self = self.saturating_add(<$t>::from(w));
+            }
+        }
+    )*};
 }
 
-impl Accumulate<i16> for i32 {
-    #[inline(always)]
-    fn accumulate(&mut self, w: i16) {
-        *self = self.saturating_add(i32::from(w));
-    }
-}
-
-impl Accumulate<i32> for i32 {
-    #[inline(always)]
-    fn accumulate(&mut self, w: i32) {
-        *self = self.saturating_add(w);
-    }
-}
+saturating_accumulate!(i16 => i16, i16 => i32, i32 => i32);
 
 impl Accumulate<f32> for f32 {
     #[inline(always)]
