@@ -2,7 +2,7 @@
 
 from collections.abc import Callable, Iterator
 from types import TracebackType
-from typing import Any, Literal, Self, TypedDict, final, type_check_only
+from typing import Any, Literal, Self, TypedDict, Unpack, final, type_check_only
 
 import numpy as np
 from numpy.typing import NDArray
@@ -171,8 +171,21 @@ def generate_identity_key() -> str:
 def identity_fingerprint(identity_key: str) -> str:
     """The fingerprint of ``identity_key``, for peers' ``trusted_peers``."""
 
+@type_check_only
+class _ClosedByWith:
+    """``with x:`` closes ``x`` at the end of the block (``__exit__`` calls ``close()``
+    and never suppresses the exception)."""
+
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool: ...
+
 @disjoint_base
-class Handle:
+class Handle(_ClosedByWith):
     """A declaration on the Zenoh session: the base class of :class:`Subscription`,
     :class:`Service` and :class:`MessageQueue`.
 
@@ -192,13 +205,6 @@ class Handle:
         """Withdraw the declaration."""
     def close(self) -> None:
         """Same as :meth:`undeclare`."""
-    def __enter__(self) -> Self: ...
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool: ...
 
 @final
 class Subscription(Handle):
@@ -240,7 +246,7 @@ class MessageQueue(Handle):
     def __next__(self) -> Any: ...
 
 @disjoint_base
-class ZenohCommunicator:
+class ZenohCommunicator(_ClosedByWith):
     """The encrypted communicator of one node.
 
     ``ZenohCommunicator(node_id, config)`` or ``ZenohCommunicator(config)``. Without a
@@ -411,13 +417,6 @@ class ZenohCommunicator:
         readable after close."""
     def close(self) -> None:
         """Close the Zenoh session and stop the callback thread. Idempotent."""
-    def __enter__(self) -> Self: ...
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool: ...
 
 # Spike-update kernels (src/py/kernels/). The documented entry points are in
 # evospikenet.kernels; these are the native functions behind them. Every array argument
@@ -467,11 +466,22 @@ def kernel_lif_int_step_indices(
     out: NDArray[np.uint32] | None = None,
     threads: int | None = None,
 ) -> NDArray[np.uint32]:
-    """Integer LIF step as ``kernel_lif_int_step``; returns the sorted spike indices.
+    """Integer LIF step as ``kernel_lif_int_step``; returns the sorted spike indices
+    (``out[:k]`` when a uint32 buffer ``out`` of at least ``len(v)`` entries is given)."""
 
-    With ``out`` (a uint32 buffer of at least ``len(v)`` entries) the indices are
-    written into it and ``out[:k]`` is returned.
-    """
+@type_check_only
+class _LifFloatParams(TypedDict):
+    """The float LIF parameters, keyword-only in both float LIF step functions."""
+
+    tau_m: float
+    tau_syn: float
+    c_m: float
+    dt: float
+    e_l: float
+    v_th: float
+    v_reset: float
+    t_ref: float
+    i_e: float
 
 def kernel_lif_float_step(
     v: NDArray[np.float32],
@@ -480,16 +490,8 @@ def kernel_lif_float_step(
     i_in: NDArray[np.float32] | float | None,
     out: NDArray[np.bool_],
     *,
-    tau_m: float,
-    tau_syn: float,
-    c_m: float,
-    dt: float,
-    e_l: float,
-    v_th: float,
-    v_reset: float,
-    t_ref: float,
-    i_e: float,
     threads: int | None = None,
+    **params: Unpack[_LifFloatParams],
 ) -> None:
     """Current-based LIF step with exact integration (NEST's ``iaf_psc_exp``).
 
@@ -504,23 +506,23 @@ def kernel_lif_float_step_indices(
     refractory: NDArray[np.int32],
     i_in: NDArray[np.float32] | float | None,
     *,
-    tau_m: float,
-    tau_syn: float,
-    c_m: float,
-    dt: float,
-    e_l: float,
-    v_th: float,
-    v_reset: float,
-    t_ref: float,
-    i_e: float,
     out: NDArray[np.uint32] | None = None,
     threads: int | None = None,
+    **params: Unpack[_LifFloatParams],
 ) -> NDArray[np.uint32]:
-    """Float LIF step as ``kernel_lif_float_step``; returns the sorted spike indices.
+    """Float LIF step as ``kernel_lif_float_step``; returns the sorted spike indices
+    (``out[:k]`` when a uint32 buffer ``out`` of at least ``len(v)`` entries is given)."""
 
-    With ``out`` (a uint32 buffer of at least ``len(v)`` entries) the indices are
-    written into it and ``out[:k]`` is returned.
-    """
+@type_check_only
+class _IzhikevichParams(TypedDict):
+    """The Izhikevich parameters, keyword-only in both Izhikevich step functions."""
+
+    a: NDArray[np.float32] | float
+    b: NDArray[np.float32] | float
+    c: NDArray[np.float32] | float
+    d: NDArray[np.float32] | float
+    dt: float
+    v_peak: float
 
 def kernel_izhikevich_step(
     v: NDArray[np.float32],
@@ -528,13 +530,8 @@ def kernel_izhikevich_step(
     i_in: NDArray[np.float32] | float,
     out: NDArray[np.bool_],
     *,
-    a: NDArray[np.float32] | float,
-    b: NDArray[np.float32] | float,
-    c: NDArray[np.float32] | float,
-    d: NDArray[np.float32] | float,
-    dt: float,
-    v_peak: float,
     threads: int | None = None,
+    **params: Unpack[_IzhikevichParams],
 ) -> None:
     """Izhikevich (2003) step, forward Euler, in place on ``v`` and ``u``.
 
@@ -547,20 +544,12 @@ def kernel_izhikevich_step_indices(
     u: NDArray[np.float32],
     i_in: NDArray[np.float32] | float,
     *,
-    a: NDArray[np.float32] | float,
-    b: NDArray[np.float32] | float,
-    c: NDArray[np.float32] | float,
-    d: NDArray[np.float32] | float,
-    dt: float,
-    v_peak: float,
     out: NDArray[np.uint32] | None = None,
     threads: int | None = None,
+    **params: Unpack[_IzhikevichParams],
 ) -> NDArray[np.uint32]:
-    """Izhikevich step as ``kernel_izhikevich_step``; returns the sorted spike indices.
-
-    With ``out`` (a uint32 buffer of at least ``len(v)`` entries) the indices are
-    written into it and ``out[:k]`` is returned.
-    """
+    """Izhikevich step as ``kernel_izhikevich_step``; returns the sorted spike indices
+    (``out[:k]`` when a uint32 buffer ``out`` of at least ``len(v)`` entries is given)."""
 
 def kernel_propagate(
     spikes: NDArray[np.uint32],
