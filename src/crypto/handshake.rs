@@ -654,12 +654,13 @@ mod tests {
             peer_pub: &pb,
             statics: Some((&sa, &sb)),
         };
+        // The same exchange as b sees it.
         let tb = Transcript {
-            my_id: "b",
-            my_pub: &pb,
-            peer_id: "a",
-            peer_pub: &pa,
-            statics: Some((&sb, &sa)),
+            my_id: ta.peer_id,
+            peer_id: ta.my_id,
+            my_pub: ta.peer_pub,
+            peer_pub: ta.my_pub,
+            statics: ta.statics.map(|(mine, peer)| (peer, mine)),
         };
         let salt = [5u8; 32];
         let ka = ea

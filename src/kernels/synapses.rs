@@ -399,27 +399,14 @@ mod tests {
         ));
         assert!(propagate(&[0, 2], &csr, &mut [0i16; 3]).is_ok());
 
-        let past_end = [0i32, 1, 2, 4];
-        let csr = Csr::new(&past_end, &indices, &data, 3, 3).unwrap();
-        assert!(matches!(
-            csr.validate(),
-            Err(KernelError::InvalidCsr { .. })
-        ));
-        assert!(matches!(
-            propagate(&[2], &csr, &mut [0i16; 3]),
-            Err(KernelError::InvalidCsr { .. })
-        ));
-
-        let negative = [-1i32, 1, 2, 3];
-        let csr = Csr::new(&negative, &indices, &data, 3, 3).unwrap();
-        assert!(matches!(
-            csr.validate(),
-            Err(KernelError::InvalidCsr { .. })
-        ));
-        assert!(matches!(
-            propagate(&[0], &csr, &mut [0i16; 3]),
-            Err(KernelError::InvalidCsr { .. })
-        ));
+        // Past the end of `indices` (row 2), and starting below 0 (row 0): refused by the
+        // full check and by a propagation that uses the row.
+        for (indptr, row) in [([0i32, 1, 2, 4], 2), ([-1, 1, 2, 3], 0)] {
+            let csr = Csr::new(&indptr, &indices, &data, 3, 3).unwrap();
+            let invalid = |r| matches!(r, Err(KernelError::InvalidCsr { .. }));
+            assert!(invalid(csr.validate().map(|_| 0)));
+            assert!(invalid(propagate(&[row], &csr, &mut [0i16; 3])));
+        }
 
         assert!(matches!(
             Csr::new(&[0i32, 1], &indices, &data, 3, 3),
