@@ -181,6 +181,7 @@ class LifFloatParams:
     i_e: float = _LIF_FLOAT["i_e"]
 
 
+# The fields are the native step functions' keyword arguments: ``**vars(params)``.
 _LIF_FLOAT_DEFAULTS = LifFloatParams()
 
 
@@ -225,9 +226,7 @@ def lif_float_step(
     """
     if out is None:
         out = _mask_like(v)
-    _native.kernel_lif_float_step(
-        v, i_syn, refractory, i_in, out, threads=threads, **_lif_float_kwargs(params)
-    )
+    _native.kernel_lif_float_step(v, i_syn, refractory, i_in, out, threads=threads, **vars(params))
     return out
 
 
@@ -250,22 +249,8 @@ def lif_float_step_indices(
         The sorted uint32 indices of the neurons that spiked.
     """
     return _native.kernel_lif_float_step_indices(
-        v, i_syn, refractory, i_in, out=out, threads=threads, **_lif_float_kwargs(params)
+        v, i_syn, refractory, i_in, out=out, threads=threads, **vars(params)
     )
-
-
-def _lif_float_kwargs(p: LifFloatParams) -> dict[str, float]:
-    return {
-        "tau_m": p.tau_m,
-        "tau_syn": p.tau_syn,
-        "c_m": p.c_m,
-        "dt": p.dt,
-        "e_l": p.e_l,
-        "v_th": p.v_th,
-        "v_reset": p.v_reset,
-        "t_ref": p.t_ref,
-        "i_e": p.i_e,
-    }
 
 
 # --- Izhikevich ------------------------------------------------------------------------
@@ -330,10 +315,7 @@ def izhikevich_step(
     """
     if out is None:
         out = _mask_like(v)
-    p = params
-    _native.kernel_izhikevich_step(
-        v, u, i_in, out, a=p.a, b=p.b, c=p.c, d=p.d, dt=p.dt, v_peak=p.v_peak, threads=threads
-    )
+    _native.kernel_izhikevich_step(v, u, i_in, out, threads=threads, **vars(params))
     return out
 
 
@@ -354,19 +336,8 @@ def izhikevich_step_indices(
     Returns:
         The sorted uint32 indices of the neurons that spiked.
     """
-    p = params
     return _native.kernel_izhikevich_step_indices(
-        v,
-        u,
-        i_in,
-        a=p.a,
-        b=p.b,
-        c=p.c,
-        d=p.d,
-        dt=p.dt,
-        v_peak=p.v_peak,
-        out=out,
-        threads=threads,
+        v, u, i_in, out=out, threads=threads, **vars(params)
     )
 
 
