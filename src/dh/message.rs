@@ -158,25 +158,21 @@ impl<'a> Message<'a> {
         let (body, signed_end) = match kind {
             INIT => {
                 let flags = r.flags()?;
-                let key_id = KeyId(r.array::<KEY_ID_LEN>()?);
-                let timestamp_ms = u64::from_be_bytes(r.array()?);
-                let ephemeral = r.array()?;
-                let identity = (flags & FLAG_IDENTITY != 0)
-                    .then(|| r.array())
-                    .transpose()?;
-                let base = (flags & FLAG_REKEY != 0).then(|| r.array()).transpose()?;
-                let at = r.pos;
-                let mac = r.array()?;
-                r.end()?;
-                let init = Init {
+                // Fields in wire order (a struct literal evaluates in the order written).
+                let mut init = Init {
                     flags,
-                    key_id,
-                    timestamp_ms,
-                    ephemeral,
-                    identity,
-                    base,
-                    mac,
+                    key_id: KeyId(r.array::<KEY_ID_LEN>()?),
+                    timestamp_ms: u64::from_be_bytes(r.array()?),
+                    ephemeral: r.array()?,
+                    identity: (flags & FLAG_IDENTITY != 0)
+                        .then(|| r.array())
+                        .transpose()?,
+                    base: (flags & FLAG_REKEY != 0).then(|| r.array()).transpose()?,
+                    mac: [0; MAC_LEN],
                 };
+                let at = r.pos;
+                init.mac = r.array()?;
+                r.end()?;
                 (Body::Init(init), at)
             }
             RESP => {
