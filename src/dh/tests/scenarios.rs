@@ -285,14 +285,21 @@ fn inits_are_rate_limited_and_fake_ids_claim_no_state() {
     assert!(sim.settle(5_000).is_some());
 }
 
+/// Two connected nodes, and the INIT (stamped 10 ms from now) of a PSK-holding
+/// "node-3" that node-2 answered.
+fn node_2_answered_an_insider_init(seed: u64) -> (Sim, Vec<u8>) {
+    let mut sim = Sim::new(&["node-1", "node-2"], Auth::Psk, seed);
+    sim.settle(5_000).unwrap();
+    let init = insider_init("node-3", "node-2", sim.now.wall_ms + 10);
+    assert!(sim.deliver(1, &init).contains(&"send".to_string()));
+    (sim, init)
+}
+
 #[test]
 fn a_captured_init_cannot_be_replayed_after_its_peer_sent_a_newer_one() {
-    let mut sim = Sim::new(&["node-1", "node-2"], Auth::Psk, 8);
-    sim.settle(5_000).unwrap();
+    let (mut sim, first) = node_2_answered_an_insider_init(8);
     let ts = sim.now.wall_ms;
-    let first = insider_init("node-3", "node-2", ts + 10);
     let older = insider_init("node-3", "node-2", ts + 5);
-    assert!(sim.deliver(1, &first).contains(&"send".to_string()));
     assert!(
         sim.deliver(1, &first).is_empty(),
         "same INIT answered twice"
@@ -359,11 +366,7 @@ fn a_peer_that_really_left_is_forgotten_and_its_keys_erased() {
 
 #[test]
 fn a_captured_init_stays_refused_after_its_sender_state_went() {
-    let mut sim = Sim::new(&["node-1", "node-2"], Auth::Psk, 9);
-    sim.settle(5_000).unwrap();
-    let ts = sim.now.wall_ms;
-    let init = insider_init("node-3", "node-2", ts + 10);
-    assert!(sim.deliver(1, &init).contains(&"send".to_string()));
+    let (mut sim, init) = node_2_answered_an_insider_init(9);
     // node-3 never completes: node-2 drops what it held for it.
     sim.run(NEXT_TTL_MS + 100);
     assert!(!sim.nodes[1].m.known_peers().contains(&"node-3".to_string()));
