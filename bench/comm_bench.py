@@ -31,15 +31,14 @@ import base64
 import json
 import multiprocessing as mp
 import os
-import platform
 import socket
 import statistics
 import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
+from report import write_report
 
 IMPLS = [
     "evospikenet",
@@ -414,15 +413,7 @@ def main() -> int:
     for k, v in summary.items():
         print(f"{k:<64}{'n/a' if v is None else f'{v:.2f}'}")
 
-    doc = {
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": sys.version},
-        "settings": vars(args),
-        "results": results,
-        "summary": summary,
-    }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(doc, indent=2))
-    print(f"\nwrote {args.out}")
+    write_report(args.out, vars(args), results, summary=summary)
     return 0
 
 

@@ -20,16 +20,14 @@ Every figure is the median (and p90) over ``--runs`` exchanges. Writes JSON to `
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 from evospikenet.zenoh_comm import ZenohCommunicator, ZenohConfig
+from report import write_report
 
 ANY_PORT = "tcp/127.0.0.1:0"
 
@@ -143,14 +141,7 @@ def main() -> int:
     for name, r in results.items():
         print(f"{name:<44}{r['p50_ms']:>10.2f}{r['p90_ms']:>10.2f}{r['runs']:>8}")
     print("\ntargets: automatic handshake p50 < 5 ms on loopback; guide: < 100 ms")
-    doc = {
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": sys.version},
-        "settings": vars(args),
-        "results": results,
-    }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(doc, indent=2))
-    print(f"wrote {args.out}")
+    write_report(args.out, vars(args), results)
     return 0
 
 
