@@ -152,7 +152,11 @@ def test_three_nodes_pairwise_and_only_session_peers_read(mesh):
     got1 = collect(n1, "from2/**")
     seen_by_3 = collect(n3, "from2/**")
     publish_until(n2, "from2/x", {"n": 2}, lambda: got1)
-    wait_until(lambda: n3.stats()["decrypt_failures"] > 0, what="node-3 to drop node-2's traffic")
+    # node-3's subscription reaches node-2 on its own time: publish until node-3 refuses one.
+    wait_until(
+        lambda: (n2.publish("from2/x", {"n": 3}), n3.stats()["decrypt_failures"] > 0)[1],
+        what="node-3 to drop node-2's traffic",
+    )
     assert seen_by_3 == []
     assert n1.encrypted and n2.encrypted and n3.encrypted
 
@@ -437,7 +441,8 @@ def test_automatic_rekey_by_time_and_old_epochs_are_erased(mesh, raw_zenoh, psk)
     raw.capture("evospikenet/old")
     a.wait_for_session("node-2")
     got = collect(b, "old")
-    publish_until(a, "old", "epoch-0", lambda: got)
+    # Until the recorder has a copy too: its subscription reaches node-1 on its own time.
+    publish_until(a, "old", "epoch-0", lambda: got and raw.captured)
     first = raw.captured[0][1]
     wait_until(lambda: a.stats()["rekeys"] >= 3, what="automatic rekeys")
     got.clear()
