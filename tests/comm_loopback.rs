@@ -1,64 +1,27 @@
 //! Two communicators over real Zenoh on loopback (port 0, no multicast).
 
+mod common;
+
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use common::{connector, listener, psk, publish_until_received, stat, PSK};
 use evospikenet::codec::Format;
-use evospikenet::comm::{Communicator, Message};
+use evospikenet::comm::Communicator;
 use evospikenet::config::Config;
-use evospikenet::crypto::keys::Psk;
 use evospikenet::error::Error;
 
-const PSK: &str = "3b9f0c1d2e4a5b6c7d8e9fa0b1c2d3e4f5061728394a5b6c7d8e9fa0b1c2d3e4";
-
-fn listener(psk: Option<&str>) -> (Communicator, String) {
-    let cfg = Config {
-        listen: vec!["tcp/127.0.0.1:0".into()],
-        psk: psk.map(|p| Psk::from_hex(p).unwrap()),
+fn with_psk(hex: Option<&str>) -> Config {
+    Config {
+        psk: psk(hex),
         ..Config::default()
-    };
-    let comm = Communicator::open("listener", &cfg).unwrap();
-    let locator = comm.locators().into_iter().next().expect("a bound locator");
-    assert!(!locator.ends_with(":0"), "{locator}");
-    (comm, locator)
-}
-
-fn connector(id: &str, locator: &str, psk: Option<&str>) -> Communicator {
-    let cfg = Config {
-        connect: vec![locator.to_owned()],
-        psk: psk.map(|p| Psk::from_hex(p).unwrap()),
-        ..Config::default()
-    };
-    let comm = Communicator::open(id, &cfg).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while comm.transport().connected_zids().is_empty() {
-        assert!(Instant::now() < deadline, "no link to {locator}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    comm
-}
-
-/// Publish until the first message arrives (subscriptions propagate asynchronously).
-fn publish_until_received(
-    tx: &Communicator,
-    rx: &mpsc::Receiver<Message>,
-    topic: &str,
-    payload: &[u8],
-) -> Message {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        tx.publish(topic, Format::Raw, payload).unwrap();
-        if let Ok(m) = rx.recv_timeout(Duration::from_millis(100)) {
-            return m;
-        }
-        assert!(Instant::now() < deadline, "nothing received on {topic}");
     }
 }
 
 #[test]
 fn encrypted_publish_subscribe_and_wrong_key() {
-    let (a, locator) = listener(Some(PSK));
-    let b = connector("node-b", &locator, Some(PSK));
+    let (a, locator) = listener("listener", with_psk(Some(PSK)));
+    let b = connector("node-b", &locator, false, with_psk(Some(PSK)));
     let (tx, rx) = mpsc::channel();
     let _sub = a
         .subscribe("spikes/**", move |m| {
@@ -73,10 +36,10 @@ fn encrypted_publish_subscribe_and_wrong_key() {
 
     // A node with another PSK: its messages are dropped and counted, never delivered.
     let other = PSK.replace('3', "4");
-    let c = connector("node-c", &locator, Some(&other));
-    let before = a.stats().snapshot()[4].1;
+    let c = connector("node-c", &locator, false, with_psk(Some(&other)));
+    let before = stat(&a, "decrypt_failures");
     let deadline = Instant::now() + Duration::from_secs(10);
-    while a.stats().snapshot()[4].1 == before {
+    while stat(&a, "decrypt_failures") == before {
         c.publish("spikes/v1/m1", Format::Raw, b"forged").unwrap();
         assert!(
             Instant::now() < deadline,
@@ -94,8 +57,8 @@ fn encrypted_publish_subscribe_and_wrong_key() {
 
 #[test]
 fn request_reply_and_timeout() {
-    let (a, locator) = listener(Some(PSK));
-    let b = connector("client", &locator, Some(PSK));
+    let (a, locator) = listener("listener", with_psk(Some(PSK)));
+    let b = connector("client", &locator, false, with_psk(Some(PSK)));
     let _svc = a
         .serve("rpc/echo", |msg, responder| {
             let mut body = msg.payload.clone();
@@ -144,7 +107,7 @@ fn request_reply_and_timeout() {
 
 #[test]
 fn topics_are_validated_and_close_is_idempotent() {
-    let (a, _) = listener(None);
+    let (a, _) = listener("listener", with_psk(None));
     for bad in ["", "/a", "a/", "a//b", "a/*", "a/$x", "a?b"] {
         assert!(
             matches!(
@@ -165,7 +128,7 @@ fn topics_are_validated_and_close_is_idempotent() {
 
 #[test]
 fn a_node_receives_its_own_publications() {
-    let (a, _) = listener(Some(PSK));
+    let (a, _) = listener("listener", with_psk(Some(PSK)));
     let (tx, rx) = mpsc::channel();
     let _sub = a
         .subscribe("self/t", move |m| {
@@ -189,8 +152,7 @@ fn a_client_started_shortly_before_its_router_waits_for_it() {
         let cfg = Config {
             mode: SessionMode::Client,
             connect: vec![endpoint.clone()],
-            psk: Some(Psk::from_hex(PSK).unwrap()),
-            ..Config::default()
+            ..with_psk(Some(PSK))
         };
         Communicator::open(id, &cfg)
     };

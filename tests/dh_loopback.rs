@@ -1,70 +1,22 @@
 //! DH mode between communicators over real Zenoh on loopback (port 0, no multicast).
 
-use std::sync::mpsc;
+mod common;
+
 use std::time::{Duration, Instant};
 
+use common::{mesh, psk, publish_until_received, stat, subscribe, PSK, WAIT};
 use evospikenet::codec::Format;
-use evospikenet::comm::{Communicator, Message};
 use evospikenet::config::{Config, KeyExchange};
-use evospikenet::crypto::keys::Psk;
 
-const PSK: &str = "3b9f0c1d2e4a5b6c7d8e9fa0b1c2d3e4f5061728394a5b6c7d8e9fa0b1c2d3e4";
-const WAIT: Duration = Duration::from_secs(10);
-
-fn config(psk: Option<&str>, auto: bool) -> Config {
+fn config(psk_hex: Option<&str>, auto: bool) -> Config {
     let mut cfg = Config {
-        psk: psk.map(|p| Psk::from_hex(p).unwrap()),
+        psk: psk(psk_hex),
         ..Config::default()
     };
     if auto {
         cfg.dh.key_exchange = KeyExchange::Auto;
     }
     cfg
-}
-
-/// `n` communicators, all linked to the first (which listens on port 0).
-fn mesh(ids: &[&str], cfg: impl Fn(&str) -> Config) -> Vec<Communicator> {
-    let mut first_cfg = cfg(ids[0]);
-    first_cfg.listen = vec!["tcp/127.0.0.1:0".into()];
-    let first = Communicator::open(ids[0], &first_cfg).unwrap();
-    let locator = first.locators().into_iter().next().unwrap();
-    let mut all = vec![first];
-    for id in &ids[1..] {
-        let mut c = cfg(id);
-        c.connect = vec![locator.clone()];
-        c.listen = vec!["tcp/127.0.0.1:0".into()];
-        all.push(Communicator::open(id, &c).unwrap());
-    }
-    all
-}
-
-fn subscribe(c: &Communicator, topic: &str) -> mpsc::Receiver<Message> {
-    let (tx, rx) = mpsc::channel();
-    c.subscribe(topic, move |m| {
-        let _ = tx.send(m);
-    })
-    .unwrap();
-    rx
-}
-
-fn publish_until_received(tx: &Communicator, rx: &mpsc::Receiver<Message>, topic: &str) -> Message {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        tx.publish(topic, Format::Raw, b"secret spikes").unwrap();
-        if let Ok(m) = rx.recv_timeout(Duration::from_millis(100)) {
-            return m;
-        }
-        assert!(Instant::now() < deadline, "nothing received on {topic}");
-    }
-}
-
-fn stat(c: &Communicator, name: &str) -> u64 {
-    c.stats()
-        .snapshot()
-        .into_iter()
-        .find(|(n, _)| *n == name)
-        .unwrap()
-        .1
 }
 
 #[test]
@@ -84,13 +36,13 @@ fn manual_exchange_then_encrypted_traffic_both_ways() {
         b.key_manager().peer_fingerprint("node-1").unwrap()
     );
     let rx = subscribe(b, "t/**");
-    let m = publish_until_received(a, &rx, "t/x");
+    let m = publish_until_received(a, &rx, "t/x", b"secret spikes");
     assert_eq!(
         (m.sender.as_str(), &m.payload[..]),
         ("node-1", &b"secret spikes"[..])
     );
     let rx = subscribe(a, "u/**");
-    publish_until_received(b, &rx, "u/y");
+    publish_until_received(b, &rx, "u/y", b"secret spikes");
     // Completing twice fails: the exchange is used up.
     assert!(a.key_manager().complete(&kb, Some("node-2")).is_err());
 }
@@ -109,7 +61,7 @@ fn automatic_exchange_rekeys_without_loss_and_a_wrong_psk_is_locked_out() {
     a.key_manager().wait_established("node-2", WAIT).unwrap();
     b.key_manager().wait_established("node-1", WAIT).unwrap();
     let rx = subscribe(b, "s/**");
-    let first = publish_until_received(a, &rx, "s/a");
+    let first = publish_until_received(a, &rx, "s/a", b"secret spikes");
     assert_eq!(first.sender, "node-1");
     while rx.try_recv().is_ok() {}
     let base = stat(b, "received");
