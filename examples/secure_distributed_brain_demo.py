@@ -31,6 +31,7 @@ from the environment when the flags are absent.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -334,19 +335,22 @@ def run_local(args: argparse.Namespace) -> int:
     )
     procs: list[subprocess.Popen] = []
     try:
-        for i, me in enumerate(ids):
-            endpoints = (
-                ["--listen", f"tcp/127.0.0.1:{port}"]
-                if i == 0
-                else ["--connect", f"tcp/127.0.0.1:{port}", "--listen", "tcp/127.0.0.1:0"]
-            )
-            peers = ",".join(p for p in ids if p != me)
-            cmd = [sys.executable, __file__, "--node-id", me, *common, *endpoints]
-            if peers:
-                cmd += ["--peer-id", peers]
-            if i > 0 or args.quiet:
-                cmd.append("--quiet")
-            procs.append(subprocess.Popen(cmd, env=env))
+        with ctrl_c_deferred() as interrupted:
+            for i, me in enumerate(ids):
+                if interrupted:
+                    break
+                endpoints = (
+                    ["--listen", f"tcp/127.0.0.1:{port}"]
+                    if i == 0
+                    else ["--connect", f"tcp/127.0.0.1:{port}", "--listen", "tcp/127.0.0.1:0"]
+                )
+                peers = ",".join(p for p in ids if p != me)
+                cmd = [sys.executable, __file__, "--node-id", me, *common, *endpoints]
+                if peers:
+                    cmd += ["--peer-id", peers]
+                if i > 0 or args.quiet:
+                    cmd.append("--quiet")
+                procs.append(subprocess.Popen(cmd, env=env))
         codes = [p.wait() for p in procs]
     except KeyboardInterrupt:
         print("\nInterrupted: stopping every node", file=sys.stderr)
@@ -379,6 +383,25 @@ def run_local(args: argparse.Namespace) -> int:
         if png.exists():
             print(f"  raster plot: {png}")
     return 0 if same else EXIT_RUN
+
+
+@contextlib.contextmanager
+def ctrl_c_deferred():
+    """While the nodes start, a Ctrl-C is only noted (in the list this yields) and raised
+    as KeyboardInterrupt on the way out: raised in the middle of starting one, it would
+    leave a node running that the launcher never recorded, and so never stops. A SIGINT
+    that was ignored when the launcher started (a background job) stays ignored."""
+    noted: list[bool] = []
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield noted
+        return
+    signal.signal(signal.SIGINT, lambda *_: noted.append(True))
+    try:
+        yield noted
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if noted:
+        raise KeyboardInterrupt
 
 
 def stop_all(procs: list[subprocess.Popen]) -> None:

@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from pathlib import Path
@@ -349,6 +350,45 @@ def test_local_ctrl_c_stops_every_process_it_started(tmp_path):
             not Path(f"/proc/{pid}").exists()
             or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
         ), f"node process {pid} still runs"
+
+
+# The launcher, with a Ctrl-C that arrives right after its second node started, before
+# `Popen` returned to the launcher's loop: the worst moment.
+LAUNCH_RACE = textwrap.dedent(
+    """
+    import importlib.util, os, signal, subprocess, sys
+
+    spec = importlib.util.spec_from_file_location("demo", sys.argv[1])
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    started = []
+    real_popen = subprocess.Popen
+
+    def popen(cmd, **kw):
+        p = real_popen(cmd, **kw)
+        started.append(p.pid)
+        if len(started) == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        return p
+
+    subprocess.Popen = popen
+    code = demo.main(["--local", "--steps", "1000000", "--neurons", "50", "--quiet"])
+    subprocess.Popen = real_popen
+    alive = [pid for pid in started if os.path.exists(f"/proc/{pid}")]
+    print("exit", code, "nodes still running", len(alive), flush=True)
+    for pid in alive:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    """
+)
+
+
+def test_local_ctrl_c_while_nodes_start_stops_those_already_started():
+    r = subprocess.run(
+        [sys.executable, "-c", LAUNCH_RACE, str(DEMO)], capture_output=True, text=True, timeout=120
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "exit 130 nodes still running 0" in r.stdout, r.stdout + r.stderr
 
 
 def children_of(pid: int) -> list[str]:
