@@ -151,11 +151,13 @@ def test_three_nodes_pairwise_and_only_session_peers_read(mesh):
     # node-2 and node-3 never exchanged keys: node-3 cannot read node-2.
     got1 = collect(n1, "from2/**")
     seen_by_3 = collect(n3, "from2/**")
-    publish_until(n2, "from2/x", {"n": 2}, lambda: got1)
-    # node-3's subscription reaches node-2 on its own time: publish until node-3 refuses one.
-    wait_until(
-        lambda: (n2.publish("from2/x", {"n": 3}), n3.stats()["decrypt_failures"] > 0)[1],
-        what="node-3 to drop node-2's traffic",
+    refused = n3.stats()["decrypt_failures"]
+    # Until both subscriptions are reached: node-1's route says nothing about node-3's.
+    publish_until(
+        n2,
+        "from2/x",
+        {"n": 2},
+        lambda: got1 and n3.stats()["decrypt_failures"] > refused,
     )
     assert seen_by_3 == []
     assert n1.encrypted and n2.encrypted and n3.encrypted
@@ -441,13 +443,17 @@ def test_automatic_rekey_by_time_and_old_epochs_are_erased(mesh, raw_zenoh, psk)
     raw.capture("evospikenet/old")
     a.wait_for_session("node-2")
     got = collect(b, "old")
-    # Until the recorder has a copy too: its subscription reaches node-1 on its own time.
+    # Both the receiver and the raw client must be reached: either alone says nothing
+    # about the other's route.
     publish_until(a, "old", "epoch-0", lambda: got and raw.captured)
     first = raw.captured[0][1]
-    wait_until(lambda: a.stats()["rekeys"] >= 3, what="automatic rekeys")
+    # Rekeys by time run from the start: count those after this message was sealed, so
+    # that what follows is sealed under a newer key than it.
+    sealed_after = a.stats()["rekeys"]
+    wait_until(lambda: a.stats()["rekeys"] >= sealed_after + 2, what="automatic rekeys")
     got.clear()
     publish_until(a, "old", "later", lambda: got)
-    time.sleep(0.5)
+    time.sleep(0.5)  # past the grace period (0.2 s) of the keys older than "later"'s
     before = b.stats()
     raw.put("evospikenet/old", first)
     wait_until(
