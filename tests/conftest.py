@@ -1,147 +1,37 @@
-"""Shared fixtures: communicators on loopback with port 0, never multicast."""
+"""Fixtures (the helpers themselves are in `support`), and the rules every test runs
+under: no inherited settings, and no process outliving its test."""
 
 from __future__ import annotations
 
-import json
-import secrets
-import time
+import signal
 from collections.abc import Callable, Iterator
 
 import pytest
-from evospikenet.zenoh_comm import ZenohCommunicator, ZenohConfig
-
-LOOPBACK_ANY_PORT = "tcp/127.0.0.1:0"
-
-
-def wait_until(cond: Callable[[], object], timeout: float = 10.0, what: str = "condition"):
-    """Poll ``cond`` until it is truthy; fail the test after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.01)
+from support.comm import Mesh, RawZenoh, new_psk, wait_until
+from support.procs import become_subreaper, leftover_children
 
 
-def new_psk() -> str:
-    return secrets.token_hex(32)
+def pytest_configure(config: pytest.Config) -> None:
+    # A run started in the background by a non-interactive shell (a CI script, `pytest &`)
+    # inherits an ignored SIGINT, and every process it starts would inherit it too: a
+    # Python program then gets no KeyboardInterrupt, and the tests of what a Ctrl-C does
+    # would test nothing (or hang). Processes started here see SIGINT as a terminal's
+    # Ctrl-C delivers it.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    # Orphans (a node whose launcher died first) are reparented to this process, so the
+    # check below sees them.
+    become_subreaper()
 
 
-@pytest.fixture
-def psk() -> str:
-    return new_psk()
-
-
-class Mesh:
-    """Communicators joined to one listener on a loopback port chosen by the OS."""
-
-    def __init__(self) -> None:
-        self.nodes: list[ZenohCommunicator] = []
-        self.locator: str | None = None
-
-    def node(self, node_id: str, psk: str | None = None, **kw) -> ZenohCommunicator:
-        if self.locator is None:
-            cfg = ZenohConfig(listen=[LOOPBACK_ANY_PORT], psk=psk, **kw)
-            comm = ZenohCommunicator(node_id, cfg)
-            self.locator = comm.locators[0]
-        else:
-            # Every node also listens, so a raw client can link to it directly (peers do
-            # not forward each other's traffic).
-            cfg = ZenohConfig(connect=[self.locator], listen=[LOOPBACK_ANY_PORT], psk=psk, **kw)
-            comm = ZenohCommunicator(node_id, cfg)
-            wait_until(comm.connected_peers, what=f"{node_id} to link to {self.locator}")
-        self.nodes.append(comm)
-        return comm
-
-    def close(self) -> None:
-        for n in self.nodes:
-            n.close()
-
-
-@pytest.fixture
-def mesh() -> Iterator[Mesh]:
-    m = Mesh()
-    try:
-        yield m
-    finally:
-        m.close()
-
-
-def publish_until(
-    comm: ZenohCommunicator,
-    topic: str,
-    data,
-    received: Callable[[], object],
-    serialize: str = "json",
-    timeout: float = 10.0,
-):
-    """Publish repeatedly until ``received()`` is truthy: subscriptions reach other nodes
-    asynchronously, so the first publications after a subscribe may have no route yet."""
-    deadline = time.monotonic() + timeout
-    while True:
-        comm.publish(topic, data, serialize=serialize)
-        end = time.monotonic() + 0.1
-        while time.monotonic() < end:
-            value = received()
-            if value:
-                return value
-            time.sleep(0.005)
-        if time.monotonic() > deadline:
-            pytest.fail(f"nothing received on {topic!r} within {timeout} s")
-
-
-class RawZenoh:
-    """An independent client (the eclipse-zenoh package) on the same loopback mesh: sees
-    exactly what is on the wire and can inject arbitrary bytes."""
-
-    def __init__(self, locators: list[str]) -> None:
-        import zenoh
-
-        conf = zenoh.Config()
-        conf.insert_json5("mode", '"peer"')
-        conf.insert_json5("connect/endpoints", json.dumps(locators))
-        conf.insert_json5("listen/endpoints", "[]")
-        conf.insert_json5("scouting/multicast/enabled", "false")
-        self.session = zenoh.open(conf)
-        self.captured: list[tuple[str, bytes]] = []
-        self._subs = []
-
-    def capture(self, key: str) -> None:
-        def on_sample(sample) -> None:
-            self.captured.append((str(sample.key_expr), sample.payload.to_bytes()))
-
-        self._subs.append(self.session.declare_subscriber(key, on_sample))
-
-    def put(self, key: str, payload: bytes) -> None:
-        self.session.put(key, payload)
-
-    def close(self) -> None:
-        self.session.close()
-
-
-@pytest.fixture
-def raw_zenoh(mesh: Mesh) -> Iterator[Callable[[], RawZenoh]]:
-    pytest.importorskip("zenoh", reason="eclipse-zenoh is a test dependency (pip install .[test])")
-    made: list[RawZenoh] = []
-
-    def make() -> RawZenoh:
-        """A raw client linked directly to every node of the mesh."""
-        assert mesh.nodes, "create mesh nodes first"
-        r = RawZenoh([n.locators[0] for n in mesh.nodes])
-        wait_until(
-            lambda: len(list(r.session.info.peers_zid())) == len(mesh.nodes),
-            what="the raw client to link to every node",
-        )
-        made.append(r)
-        return r
-
-    try:
-        yield make
-    finally:
-        for r in made:
-            r.close()
+@pytest.fixture(autouse=True)
+def _no_process_outlives_its_test() -> Iterator[None]:
+    """Every process a test starts has ended when the test ends, pass or fail. Any still
+    running is killed, with its descendants, and the test errors."""
+    yield
+    leftover = leftover_children()
+    if leftover:
+        pytest.fail("processes outlived the test (now killed):\n" + "\n".join(leftover))
 
 
 @pytest.fixture(autouse=True)
@@ -156,3 +46,40 @@ def _no_ambient_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "EVOSPIKENET_NAMESPACE",
     ):
         monkeypatch.delenv(var, raising=False)
+
+
+@pytest.fixture
+def psk() -> str:
+    return new_psk()
+
+
+@pytest.fixture
+def mesh() -> Iterator[Mesh]:
+    m = Mesh()
+    try:
+        yield m
+    finally:
+        m.close()
+
+
+@pytest.fixture
+def raw_zenoh(mesh: Mesh) -> Iterator[Callable[[], RawZenoh]]:
+    pytest.importorskip("zenoh", reason="eclipse-zenoh is a test dependency (pip install .[test])")
+    made: list[RawZenoh] = []
+
+    def make() -> RawZenoh:
+        """A raw client linked directly to every node of the mesh."""
+        assert mesh.nodes, "create mesh nodes first"
+        r = RawZenoh([n.locators[0] for n in mesh.nodes])
+        made.append(r)
+        wait_until(
+            lambda: len(list(r.session.info.peers_zid())) == len(mesh.nodes),
+            what="the raw client to link to every node",
+        )
+        return r
+
+    try:
+        yield make
+    finally:
+        for r in made:
+            r.close()

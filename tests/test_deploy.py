@@ -4,251 +4,43 @@ as local processes through a local router.
 
 No Docker engine is needed: the compose file is parsed, and its node commands run on this
 machine with the compose environment (``NODE_ID``, ``EVOSPIKENET_PSK``), ``router:7447``
-replaced by a router on loopback. The helpers here are shared with ``test_netns.py``.
+replaced by a router on loopback.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import queue
 import re
 import shlex
 import signal
 import socket
-import subprocess
 import sys
-import sysconfig
-import threading
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from itertools import pairwise
 from pathlib import Path
 
 import pytest
-from conftest import LOOPBACK_ANY_PORT, new_psk, wait_until
 from evospikenet.zenoh_comm import ZenohCommunicator, ZenohConfig
+from support.comm import LOOPBACK_ANY_PORT, new_psk, wait_until
+from support.demo import (
+    DEMO,
+    NEURONS,
+    NODE_TIMEOUT,
+    REPO,
+    SEED,
+    STEPS,
+    check_results,
+    require_demo,
+)
+from support.procs import Proc, clean_env, router_argv, running, start_router
 
-REPO = Path(__file__).resolve().parent.parent
 COMPOSE = REPO / "docker-compose.yml"
 DOCKERFILE = REPO / "Dockerfile"
 ENV_EXAMPLE = REPO / ".env.example"
-DEMO = "examples/secure_distributed_brain_demo.py"
 
 # service -> (NODE_ID, the peer it names), as the guide's compose file has them.
 NODE_SERVICES = {"brain-node-1": ("pfc-0", "motor-0"), "brain-node-2": ("motor-0", "pfc-0")}
 COMPOSE_ROUTER_ENDPOINT = "tcp/router:7447"
 NETWORK = "brain-network"
-
-LISTENING = "Router listening on "
-DIGEST_LINE = re.compile(r"^raster digest: ([0-9a-f]{64})$", re.MULTILINE)
-
-# Small enough for 2 shared cores, large enough that every region spikes and every
-# projection carries messages.
-STEPS, NEURONS, SEED = 25, 300, 11
-# Seconds a node may take for the whole run, start-up and start barrier included.
-NODE_TIMEOUT = 180
-
-
-# --- processes -----------------------------------------------------------------------------
-
-
-class Proc:
-    """A subprocess whose output is read by threads as it comes: lines can be awaited
-    without blocking on a full pipe, and everything is kept for failure messages."""
-
-    def __init__(
-        self,
-        argv: Sequence[str],
-        *,
-        env: Mapping[str, str] | None = None,
-        cwd: Path | None = None,
-        stdin: int | None = subprocess.DEVNULL,
-    ) -> None:
-        self.argv = list(argv)
-        # Its own process group: cleanup ends anything it started, and a Ctrl-C in the
-        # terminal running pytest does not reach it.
-        self.popen = subprocess.Popen(
-            self.argv,
-            stdin=stdin,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=dict(env) if env is not None else None,
-            cwd=cwd,
-            start_new_session=True,
-        )
-        self.stdout: list[str] = []
-        self.stderr: list[str] = []
-        self._lines: queue.Queue[str | None] = queue.Queue()
-        self._readers = [
-            threading.Thread(target=self._read, args=(self.popen.stdout, self.stdout, True)),
-            threading.Thread(target=self._read, args=(self.popen.stderr, self.stderr, False)),
-        ]
-        for t in self._readers:
-            t.daemon = True
-            t.start()
-
-    def _read(self, stream, sink: list[str], announce: bool) -> None:
-        for line in stream:
-            sink.append(line)
-            if announce:
-                self._lines.put(line.rstrip("\n"))
-        if announce:
-            self._lines.put(None)
-
-    @property
-    def output(self) -> str:
-        return (
-            f"$ {shlex.join(self.argv)}\nexit: {self.popen.returncode}\n"
-            f"--- stdout\n{''.join(self.stdout)}--- stderr\n{''.join(self.stderr)}"
-        )
-
-    def wait_for_line(self, prefix: str, timeout: float = 30.0) -> str:
-        """The first stdout line starting with ``prefix``; fails the test after ``timeout``
-        seconds or when the process ends first."""
-        try:
-            while True:
-                line = self._lines.get(timeout=timeout)
-                if line is None:
-                    self.popen.wait(5)
-                    break
-                if line.startswith(prefix):
-                    return line
-        except queue.Empty:
-            pass
-        pytest.fail(f"no line starting with {prefix!r} within {timeout} s\n{self.output}")
-
-    def wait(self, timeout: float) -> int:
-        """Wait for the exit; kill and fail the test after ``timeout`` seconds."""
-        try:
-            code = self.popen.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            pytest.fail(f"still running after {timeout} s\n{self.output}")
-        for t in self._readers:
-            t.join(10)
-        return code
-
-    def stop(self, sig: int = signal.SIGINT, timeout: float = 20.0) -> int:
-        """Send ``sig`` to the process (not its group) and wait for the exit."""
-        if self.popen.poll() is None:
-            self.popen.send_signal(sig)
-        return self.wait(timeout)
-
-    def kill(self) -> None:
-        """End the process and everything in its group, if still running."""
-        if self.popen.poll() is None:
-            try:
-                os.killpg(self.popen.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.popen.wait(10)
-        for t in self._readers:
-            t.join(10)
-
-
-@contextmanager
-def running(*procs: Proc) -> Iterator[list[Proc]]:
-    """Kill whatever is still running on the way out, failure or not: ``procs`` and any
-    process appended to the list this yields (in reverse order)."""
-    started = list(procs)
-    try:
-        yield started
-    finally:
-        for p in reversed(started):
-            p.kill()
-
-
-def router_command() -> list[str]:
-    """The installed console script of this interpreter, else the module."""
-    script = Path(sysconfig.get_path("scripts")) / "evospikenet-router"
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-m", "evospikenet.router"]
-
-
-def start_router(listen: Sequence[str], prefix: Sequence[str] = ()) -> tuple[Proc, list[str]]:
-    """Start ``evospikenet-router`` (after ``prefix``, e.g. ``ip netns exec NS``) and wait
-    for its "Router listening on" line; returns the process and the locators it names."""
-    argv = [*prefix, *router_command()]
-    for ep in listen:
-        argv += ["--listen", ep]
-    proc = Proc(argv, env=clean_env())
-    try:
-        line = proc.wait_for_line(LISTENING)
-    except BaseException:
-        proc.kill()
-        raise
-    return proc, [loc.strip() for loc in line[len(LISTENING) :].split(",")]
-
-
-def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """This environment without any evospikenet setting, plus ``extra``."""
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith("EVOSPIKENET_") and k != "NODE_ID"
-    }
-    env.update(extra or {})
-    return env
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-# --- the demo's results --------------------------------------------------------------------
-
-
-def require_demo() -> None:
-    if not (REPO / DEMO).exists():
-        pytest.fail(f"{DEMO} does not exist: docker-compose.yml and the image run it")
-
-
-def expected_assignment(region_names: Sequence[str], node_ids: Sequence[str]) -> dict[str, str]:
-    """The demo's contract: regions in declaration order, round robin over the sorted ids."""
-    nodes = sorted(set(node_ids))
-    return {r: nodes[i % len(nodes)] for i, r in enumerate(region_names)}
-
-
-def check_results(
-    out_dir: Path,
-    procs: Mapping[str, Proc],
-    *,
-    steps: int,
-    neurons: int,
-    seed: int,
-) -> None:
-    """Every node (``procs`` by node id) exited 0, printed the digest of its own regions and
-    wrote ``<node-id>.json`` whose per-region digests equal a single-process simulation."""
-    from evospikenet.brain import default_brain, raster_digest, simulate
-
-    for node, proc in procs.items():
-        assert proc.popen.returncode == 0, f"node {node} failed\n{proc.output}"
-
-    network = default_brain(neurons, seed)
-    reference = simulate(network, steps)
-    owner = expected_assignment(network.region_names, list(procs))
-    seen: dict[str, str] = {}
-    for node, proc in procs.items():
-        result_file = out_dir / f"{node}.json"
-        assert result_file.exists(), f"{node} wrote no {result_file.name}\n{proc.output}"
-        result = json.loads(result_file.read_text())
-        mine = sorted(r for r, n in owner.items() if n == node)
-        assert result["node_id"] == node
-        assert result["steps"] == steps
-        assert sorted(result["regions"]) == mine, proc.output
-        for region in mine:
-            assert result["region_digests"][region] == raster_digest({region: reference[region]}), (
-                f"{node}: region {region} differs from the single-process simulation"
-            )
-            seen[region] = node
-        own = raster_digest({r: reference[r] for r in mine})
-        printed = DIGEST_LINE.findall("".join(proc.stdout))
-        assert printed == [own], f"{node}: expected 'raster digest: {own}'\n{proc.output}"
-        assert result["raster_digest"] == own
-    assert sorted(seen) == sorted(network.region_names)
 
 
 # --- the compose file ------------------------------------------------------------------------
@@ -413,16 +205,17 @@ def test_pyproject_declares_the_router_script():
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_router_listens_links_a_node_and_stops_on_signal(sig, psk):
-    endpoint = f"tcp/127.0.0.1:{free_port()}"
-    router, locators = start_router([endpoint])
+    router, locators = start_router([LOOPBACK_ANY_PORT])
     with running(router):
-        assert locators == [endpoint]
+        # The port the OS chose, not the 0 asked for.
+        assert len(locators) == 1 and re.fullmatch(r"tcp/127\.0\.0\.1:[1-9]\d*", locators[0])
+        endpoint = locators[0]
         cfg = ZenohConfig(mode="client", connect=[endpoint], psk=psk)
         with ZenohCommunicator("probe", cfg) as comm:
             wait_until(comm.connected_peers, what="a client to link to the router")
         code = router.stop(sig)
     assert code == 0, router.output
-    assert "Router stopped" in "".join(router.stdout)
+    assert "Router stopped" in router.out
 
 
 def test_router_relays_encrypted_traffic_between_clients(psk):
@@ -447,22 +240,22 @@ def test_router_port_in_use_is_one_line_and_exit_2():
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        proc = Proc([*router_command(), "--listen", f"tcp/127.0.0.1:{port}"], env=clean_env())
+        proc = Proc(router_argv([f"tcp/127.0.0.1:{port}"]), env=clean_env())
         with running(proc):
             code = proc.wait(60)
     assert code == 2, proc.output
-    err = "".join(proc.stderr).strip().splitlines()
+    err = proc.err.strip().splitlines()
     assert len(err) == 1, proc.output
     assert f"127.0.0.1:{port}" in err[0] and "in use" in err[0], err[0]
     assert not proc.stdout, proc.output
 
 
 def test_router_malformed_endpoint_is_one_line_and_exit_2():
-    proc = Proc([*router_command(), "--listen", "not-an-endpoint"], env=clean_env())
+    proc = Proc(router_argv(["not-an-endpoint"]), env=clean_env())
     with running(proc):
         code = proc.wait(60)
     assert code == 2, proc.output
-    err = "".join(proc.stderr).strip().splitlines()
+    err = proc.err.strip().splitlines()
     assert len(err) == 1 and "not-an-endpoint" in err[0], proc.output
 
 

@@ -1,6 +1,7 @@
 """DH mode: the guide's manual exchange, the automatic authenticated handshake, a man in
 the middle, rekeying and PSK rotation."""
 
+import contextlib
 import json
 import logging
 import os
@@ -11,13 +12,13 @@ import threading
 import time
 
 import pytest
-from conftest import LOOPBACK_ANY_PORT, new_psk, publish_until, wait_until
 from evospikenet.zenoh_comm import (
     ZenohCommunicator,
     ZenohConfig,
     generate_identity_key,
     identity_fingerprint,
 )
+from support.comm import LOOPBACK_ANY_PORT, new_psk, publish_until, wait_until
 
 LOGGER = "evospikenet.zenoh_comm"
 
@@ -351,10 +352,11 @@ class KeyExchangeRelay:
 def test_man_in_the_middle_fails_and_cannot_read_or_inject(psk, substitute):
     pytest.importorskip("zenoh")
     cfg = dict(listen=[LOOPBACK_ANY_PORT], psk=psk, key_exchange="auto")
-    a = ZenohCommunicator("node-1", ZenohConfig(**cfg))
-    b = ZenohCommunicator("node-2", ZenohConfig(**cfg))
-    relay = KeyExchangeRelay(a.locators[0], b.locators[0], substitute)
-    try:
+    with contextlib.ExitStack() as cleanup:
+        a = cleanup.enter_context(ZenohCommunicator("node-1", ZenohConfig(**cfg)))
+        b = cleanup.enter_context(ZenohCommunicator("node-2", ZenohConfig(**cfg)))
+        relay = KeyExchangeRelay(a.locators[0], b.locators[0], substitute)
+        cleanup.callback(relay.close)
         got = collect(b, "t")
         if not substitute:
             # The relay itself works: through it the nodes agree and talk.
@@ -377,10 +379,6 @@ def test_man_in_the_middle_fails_and_cannot_read_or_inject(psk, substitute):
             assert got == []  # cannot inject: nothing node-1 (or the relay) sent was accepted
             assert b.stats()["decrypt_failures"] > 0
         assert all(b"RELAYED-SECRET" not in s for s in relay.seen)
-    finally:
-        relay.close()
-        a.close()
-        b.close()
 
 
 # ----- rekeying and PSK rotation -----

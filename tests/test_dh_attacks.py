@@ -9,8 +9,8 @@ import threading
 import time
 
 import pytest
-from conftest import LOOPBACK_ANY_PORT, publish_until, wait_until
 from evospikenet.zenoh_comm import ZenohCommunicator, ZenohConfig
+from support.comm import LOOPBACK_ANY_PORT, publish_until, wait_until
 
 LOGGER = "evospikenet.zenoh_comm"
 KEY_EXCHANGE = "evospikenet/security/key_exchange/"

@@ -7,94 +7,19 @@ recovery from none at all.
 
 from __future__ import annotations
 
-import importlib.util
 import multiprocessing as mp
 import os
-import queue
 import signal
-import subprocess
 import sys
 import textwrap
 import threading
 import time
 
 import pytest
-from conftest import LOOPBACK_ANY_PORT, wait_until
 from evospikenet.brain import BrainNode, Network, Projection, Region, assign_regions
 from evospikenet.zenoh_comm import ZenohCommunicator, ZenohConfig
-
-
-class Child:
-    """A subprocess whose stdout lines are read by a thread, so they can be awaited."""
-
-    def __init__(self, argv: list[str], env: dict[str, str] | None = None) -> None:
-        self.argv = argv
-        self.popen = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        self.lines: queue.Queue[str | None] = queue.Queue()
-        self.stderr: list[str] = []
-        self._readers = [
-            threading.Thread(target=self._read_stdout, daemon=True),
-            threading.Thread(target=self._read_stderr, daemon=True),
-        ]
-        for t in self._readers:
-            t.start()
-
-    def _read_stdout(self) -> None:
-        for line in self.popen.stdout:
-            self.lines.put(line.rstrip("\n"))
-        self.lines.put(None)
-
-    def _read_stderr(self) -> None:
-        for line in self.popen.stderr:
-            self.stderr.append(line)
-
-    def read_line(self, prefix: str, timeout: float = 60.0) -> str | None:
-        """The rest of the first stdout line starting with ``prefix``; ``None`` if the
-        process ends first or nothing comes within ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                line = self.lines.get(timeout=max(deadline - time.monotonic(), 0.01))
-            except queue.Empty:
-                return None
-            if line is None:
-                self.popen.wait(10)
-                return None
-            if line.startswith(prefix):
-                return line[len(prefix) :].strip()
-
-    def wait_for_line(self, prefix: str, timeout: float = 60.0) -> str:
-        line = self.read_line(prefix, timeout)
-        if line is None:
-            pytest.fail(f"no line {prefix!r} within {timeout} s: {self.report()}")
-        return line
-
-    def sigkill(self) -> float:
-        """SIGKILL the process; returns the (monotonic) time it was sent."""
-        killed_at = time.monotonic()
-        os.kill(self.popen.pid, signal.SIGKILL)
-        self.popen.wait(10)
-        return killed_at
-
-    def kill(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.kill()
-            self.popen.wait(10)
-
-    def report(self) -> str:
-        self.kill()
-        for t in self._readers:
-            t.join(5)
-        err = "".join(self.stderr)[-3000:]
-        return f"{self.argv[:3]} exit {self.popen.returncode}, stderr:\n{err}"
-
+from support.comm import LOOPBACK_ANY_PORT, wait_until
+from support.procs import ROUTER_LISTENING, Proc, router_argv, start_router
 
 # ----- a publisher killed and restarted under the same node id -------------------------------
 
@@ -123,9 +48,9 @@ RESUME_BOUND = 10.0
 GRACE = 1.0
 
 
-def start_publisher(locator: str, psk: str, run: str) -> Child:
+def start_publisher(locator: str, psk: str, run: str) -> Proc:
     env = {**os.environ, "TEST_PSK": psk}
-    return Child([sys.executable, "-c", PUBLISHER, "restarting-node", locator, run], env=env)
+    return Proc([sys.executable, "-c", PUBLISHER, "restarting-node", locator, run], env=env)
 
 
 def test_killed_publisher_restarts_and_old_messages_cannot_be_replayed(mesh, raw_zenoh, psk):
@@ -143,7 +68,7 @@ def test_killed_publisher_restarts_and_old_messages_cannot_be_replayed(mesh, raw
     raw.capture(f"evospikenet/{STREAM}")
     import zenoh  # present: the raw_zenoh fixture skips the test otherwise
 
-    children: list[Child] = []
+    children: list[Proc] = []
     try:
         first = start_publisher(receiver.locators[0], psk, "first")
         children.append(first)
@@ -320,34 +245,23 @@ def test_brain_node_killed_mid_run_makes_survivors_time_out_naming_it(mesh, psk)
 
 # ----- the router between nodes killed and restarted -----------------------------------------
 
-ROUTER_LISTENING = "Router listening on "
-# The stand-in used where the ``evospikenet.router`` entry point is not installed: the same
-# session (router mode, multicast scouting off) and the same first line.
-ROUTER_FALLBACK = textwrap.dedent(
-    """
-    import sys, time
-    from evospikenet.zenoh_comm import ZenohCommunicator, ZenohConfig
-
-    router = ZenohCommunicator("router", ZenohConfig(mode="router", listen=[sys.argv[1]]))
-    print("Router listening on " + ", ".join(router.locators), flush=True)
-    while True:
-        time.sleep(1)
-    """
-)
 # Seconds after the restart within which traffic must flow again: clients retry their
 # router with back-off (measured at 0.7 s here).
 REJOIN_BOUND = 20.0
 
 
-def router_command(endpoint: str) -> list[str]:
-    if importlib.util.find_spec("evospikenet.router") is not None:
-        return [sys.executable, "-m", "evospikenet.router", "--listen", endpoint]
-    return [sys.executable, "-c", ROUTER_FALLBACK, endpoint]
-
-
-def start_router(endpoint: str) -> tuple[Child, str]:
-    router = Child(router_command(endpoint))
-    return router, router.wait_for_line(ROUTER_LISTENING)
+def restart_router(locator: str, deadline: float) -> Proc:
+    """A router on ``locator`` again. The port may stay busy for a moment after the kill
+    (a client's connection attempt can hold it): try again until ``deadline``."""
+    while True:
+        router = Proc(router_argv([locator]))
+        line = router.read_line(ROUTER_LISTENING, timeout=30)
+        if line == ROUTER_LISTENING + locator:
+            return router
+        router.kill()
+        if time.monotonic() > deadline:
+            pytest.fail(f"no router on {locator} again\n{router.output}")
+        time.sleep(0.5)
 
 
 class Stream:
@@ -384,14 +298,15 @@ def test_router_restart_on_the_same_port_resumes_relayed_traffic(psk):
     it is down, and traffic resumes once it is back on the same endpoint. (Peers would not
     do: zenoh 1.10 routers do not relay between peers, they only introduce them to each
     other, and peers then talk over direct links.)"""
-    router, locator = start_router(LOOPBACK_ANY_PORT)
+    router, (locator,) = start_router([LOOPBACK_ANY_PORT])
     routers = [router]
     comms: list[ZenohCommunicator] = []
     stream = None
     try:
         cfg = ZenohConfig(mode="client", connect=[locator], psk=psk)
-        tx, rx = ZenohCommunicator("tx", cfg), ZenohCommunicator("rx", cfg)
-        comms += [tx, rx]
+        for name in ("tx", "rx"):
+            comms.append(ZenohCommunicator(name, cfg))
+        tx, rx = comms
         stream = Stream(tx, rx, "faults/relayed")
         wait_until(lambda: stream.count() >= 100, timeout=30, what="traffic through the router")
 
@@ -402,17 +317,9 @@ def test_router_restart_on_the_same_port_resumes_relayed_traffic(psk):
         time.sleep(2.0)
         assert stream.count() == during_outage, "traffic flowed without the router"
 
-        # Same endpoint: the nodes only know that one. Its port may stay busy for a moment
-        # after the kill.
-        deadline = time.monotonic() + 20
-        while True:
-            restarted_at = time.monotonic()
-            routers.append(Child(router_command(locator)))
-            relocated = routers[-1].read_line(ROUTER_LISTENING, timeout=30)
-            if relocated is not None or time.monotonic() > deadline:
-                break
-            time.sleep(0.5)
-        assert relocated == locator, routers[-1].report()
+        # Same endpoint: the nodes only know that one.
+        restarted_at = time.monotonic()
+        routers.append(restart_router(locator, deadline=restarted_at + 20))
         wait_until(
             lambda: stream.count() > during_outage,
             timeout=REJOIN_BOUND,
@@ -452,13 +359,10 @@ def test_simulation_through_a_restarting_router_loses_no_step(psk):
     steps = 3000
     net = default_brain(300, seed=5)
     ref = simulate(net, steps)
-    router, locator = start_router(LOOPBACK_ANY_PORT)
+    router, (locator,) = start_router([LOOPBACK_ANY_PORT])
     routers = [router]
-    cfg = ZenohConfig(mode="client", connect=[locator], psk=psk)
-    comms = [ZenohCommunicator(n, cfg) for n in ("node-1", "node-2")]
-    assignment = assign_regions(net, [c.node_id for c in comms])
+    comms: list[ZenohCommunicator] = []
     results: dict[str, object] = {}
-    progress = {c.node_id: 0 for c in comms}
 
     def run(c: ZenohCommunicator) -> None:
         def note(m) -> None:
@@ -470,18 +374,20 @@ def test_simulation_through_a_restarting_router_loses_no_step(psk):
         except Exception as e:  # reported below
             results[c.node_id] = e
 
-    threads = [threading.Thread(target=run, args=(c,), daemon=True) for c in comms]
+    threads: list[threading.Thread] = []
     try:
+        cfg = ZenohConfig(mode="client", connect=[locator], psk=psk)
+        for name in ("node-1", "node-2"):
+            comms.append(ZenohCommunicator(name, cfg))
+        assignment = assign_regions(net, [c.node_id for c in comms])
+        progress = {c.node_id: 0 for c in comms}
+        threads += [threading.Thread(target=run, args=(c,), daemon=True) for c in comms]
         for t in threads:
             t.start()
         wait_until(lambda: min(progress.values()) >= 200, timeout=60, what="the run to start")
-        routers[0].sigkill()
+        killed_at = routers[0].sigkill()
         time.sleep(1.5)
-        while True:
-            routers.append(Child(router_command(locator)))
-            if routers[-1].read_line(ROUTER_LISTENING, timeout=30) == locator:
-                break
-            time.sleep(0.5)
+        routers.append(restart_router(locator, deadline=killed_at + 30))
         for t in threads:
             t.join(120)
     finally:

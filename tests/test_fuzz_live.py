@@ -18,9 +18,9 @@ import time
 from collections.abc import Callable
 
 import pytest
-from conftest import publish_until, wait_until
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from support.comm import publish_until, wait_until
 
 zenoh = pytest.importorskip("zenoh", reason="eclipse-zenoh is a test dependency (.[test])")
 

@@ -24,9 +24,9 @@ import time
 from collections import Counter, defaultdict
 
 import numpy as np
-from conftest import new_psk, publish_until, wait_until
 from evospikenet.brain import BrainNode, assign_regions, default_brain, raster_digest, simulate
 from evospikenet.zenoh_comm import ZenohCommunicator, ZenohConfig
+from support.comm import new_psk, publish_until, wait_until
 
 LOGGER = "evospikenet.zenoh_comm"
 NODES = ("n1", "n2", "n3")

@@ -12,137 +12,29 @@ The router namespace sits in the middle with one veth pair and one /24 per node 
   ``--connect`` alone are clients, and run in the isolated variant.
 
 All addresses exist only inside namespaces the test creates and deletes; nothing touches
-the host's interfaces. Needs root and iproute2; skips otherwise.
+the host's interfaces (`support.netns`). Needs root and iproute2; skips otherwise.
 """
 
 from __future__ import annotations
 
-import os
-import secrets
-import shutil
 import subprocess
-import sys
 import textwrap
-from collections.abc import Iterator
-from contextlib import contextmanager
 from itertools import chain
 
 import pytest
-from conftest import new_psk
-from test_deploy import (
+from support.comm import new_psk
+from support.demo import (
     DEMO,
     NEURONS,
     NODE_TIMEOUT,
     REPO,
     SEED,
     STEPS,
-    Proc,
     check_results,
-    clean_env,
     require_demo,
-    running,
-    start_router,
 )
-
-ZENOH_PORT = 7447
-
-
-def _ip(command: str) -> None:
-    """Run ``ip <command>`` (names and addresses here never contain spaces)."""
-    subprocess.run(["ip", *command.split()], check=True, capture_output=True, text=True, timeout=30)
-
-
-def _reason(e: subprocess.CalledProcessError) -> str:
-    return (e.stderr or "").strip() or f"exit {e.returncode}"
-
-
-class Star:
-    """A router namespace and ``leaves`` node namespaces, each linked to the router by a
-    veth pair. Names carry the pid and a random tag, so concurrent runs never collide."""
-
-    def __init__(self, leaves: int) -> None:
-        tag = f"{os.getpid()}-{secrets.token_hex(2)}"
-        self.router_ns = f"esn-{tag}-r"
-        self.leaf_ns = [f"esn-{tag}-{i}" for i in range(1, leaves + 1)]
-        self._created: list[str] = []
-
-    def add_namespaces(self) -> None:
-        for ns in (self.router_ns, *self.leaf_ns):
-            _ip(f"netns add {ns}")
-            self._created.append(ns)
-            _ip(f"-n {ns} link set lo up")
-
-    def wire(self, routed: bool) -> None:
-        """One veth pair per leaf, created directly inside the two namespaces; with
-        ``routed``, leaves route everything through the router namespace, which forwards."""
-        r = self.router_ns
-        for i, leaf in enumerate(self.leaf_ns, start=1):
-            _ip(f"link add vr{i} netns {r} type veth peer name vn0 netns {leaf}")
-            _ip(f"-n {r} addr add {self.router_address(i)}/24 dev vr{i}")
-            _ip(f"-n {leaf} addr add {self.leaf_address(i)}/24 dev vn0")
-            _ip(f"-n {r} link set vr{i} up")
-            _ip(f"-n {leaf} link set vn0 up")
-            if routed:
-                _ip(f"-n {leaf} route add default via {self.router_address(i)}")
-        if routed:
-            # A namespace has its own sysctls: this changes nothing outside it.
-            subprocess.run(
-                [*self.exec_in(r), "sysctl", "-qw", "net.ipv4.ip_forward=1"],
-                check=True,
-                capture_output=True,
-                text=True,
-                timeout=30,
-            )
-
-    @staticmethod
-    def router_address(i: int) -> str:
-        """The router's address on leaf ``i``'s link (1-based)."""
-        return f"10.200.{i}.1"
-
-    @staticmethod
-    def leaf_address(i: int) -> str:
-        return f"10.200.{i}.2"
-
-    def exec_in(self, ns: str) -> list[str]:
-        return ["ip", "netns", "exec", ns]
-
-    def python_in_leaf(self, i: int, *args: str) -> list[str]:
-        """This interpreter with ``args``, in leaf ``i`` (1-based)."""
-        return [*self.exec_in(self.leaf_ns[i - 1]), sys.executable, *args]
-
-    def router_endpoints(self) -> list[str]:
-        return [
-            f"tcp/{self.router_address(i)}:{ZENOH_PORT}" for i in range(1, len(self.leaf_ns) + 1)
-        ]
-
-    def delete(self) -> None:
-        # Deleting a namespace also deletes the veth ends inside it (and so their peers).
-        for ns in reversed(self._created):
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30)
-        self._created.clear()
-
-
-@contextmanager
-def star_network(leaves: int, *, routed: bool) -> Iterator[Star]:
-    """A :class:`Star`, deleted on the way out; skips where namespaces cannot be made."""
-    if os.geteuid() != 0:
-        pytest.skip("network namespaces need root")
-    if shutil.which("ip") is None:
-        pytest.skip("iproute2 (`ip`) is not installed")
-    star = Star(leaves)
-    try:
-        try:
-            star.add_namespaces()
-        except subprocess.CalledProcessError as e:
-            pytest.skip(f"`ip netns add` failed here: {_reason(e)}")
-        try:
-            star.wire(routed)
-        except subprocess.CalledProcessError as e:
-            pytest.skip(f"cannot link network namespaces here (veth, routes): {_reason(e)}")
-        yield star
-    finally:
-        star.delete()
-
+from support.netns import ZENOH_PORT, star_network
+from support.procs import Proc, clean_env, running, start_router
 
 # Runs in a leaf: whether the other leaf's address answers at all (a refused connection is
 # an answer; no route or a timeout is not).
@@ -210,7 +102,7 @@ def test_encrypted_echo_between_namespaces_through_the_router(mode, routed):
         with running(probe):
             assert probe.wait(30) == 0, probe.output
         expected = "reachable" if routed else "unreachable"
-        assert "".join(probe.stdout).split(":")[0].strip() == expected, probe.output
+        assert probe.out.split(":")[0].strip() == expected, probe.output
 
         endpoints = star.router_endpoints()
         router, locators = start_router(endpoints, star.exec_in(star.router_ns))
@@ -234,14 +126,13 @@ def test_encrypted_echo_between_namespaces_through_the_router(mode, routed):
             )
             started.append(client)
             assert client.wait(90) == 0, client.output
-            assert server.popen.stdin is not None
-            server.popen.stdin.close()
+            server.close_stdin()
             assert server.wait(30) == 0, server.output
             assert router.stop() == 0, router.output
-    out = "".join(client.stdout)
+    out = client.out
     assert 'reply {"by": "left", "echo": {"from": "right"}}' in out, client.output
     assert "decrypt_failures 0" in out, client.output
-    assert "decrypt_failures 0" in "".join(server.stdout), server.output
+    assert "decrypt_failures 0" in server.out, server.output
 
 
 @pytest.mark.timeout(NODE_TIMEOUT + 120)

@@ -8,8 +8,9 @@ import sys
 import textwrap
 
 import pytest
-from conftest import wait_until
 from evospikenet.zenoh_comm import ZenohCommunicator, ZenohConfig
+from support.comm import publish_until, wait_until
+from support.procs import run
 
 
 def _publisher(locator: str, psk: str, n: int, ready) -> None:
@@ -24,6 +25,13 @@ def _publisher(locator: str, psk: str, n: int, ready) -> None:
         q.get(timeout=30)  # wait until the parent has everything
 
 
+def next_or_none(inbox):
+    try:
+        return inbox.get_nowait()
+    except queue.Empty:
+        return None
+
+
 def test_two_processes_exchange_encrypted_messages(mesh, psk):
     parent = mesh.node("parent", psk)
     inbox = parent.subscribe_queue("stream", maxsize=100_000)
@@ -36,14 +44,7 @@ def test_two_processes_exchange_encrypted_messages(mesh, psk):
         assert ready.wait(30)
         wait_until(lambda: parent.connected_peers(), what="child link")
         # Tell the child to start, repeating until it is listening.
-        first = None
-        while first is None:
-            parent.publish("control/go", 1)
-            try:
-                first = inbox.get(timeout=0.2)
-            except queue.Empty:
-                pass
-        got = [first]
+        got = [publish_until(parent, "control/go", 1, lambda: next_or_none(inbox), timeout=30)]
         while "done" not in got[-1]:
             got.append(inbox.get(timeout=30))
         parent.publish("control/go", 2)
@@ -131,8 +132,6 @@ def test_interpreter_exit_neither_hangs_nor_crashes(tmp_path, close):
         )
     )
     for _ in range(5):
-        out = subprocess.run(
-            [sys.executable, str(script)], capture_output=True, text=True, timeout=60
-        )
-        assert out.returncode == 0, (out.returncode, out.stderr)
-        assert "done" in out.stdout
+        out = run([sys.executable, str(script)], timeout=60)
+        assert out.returncode == 0, out.output
+        assert "done" in out.out

@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import publish_until, wait_until
+from support.comm import publish_until, wait_until
 
 
 def test_guide_json_round_trip(mesh, psk):

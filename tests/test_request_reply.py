@@ -4,7 +4,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import new_psk, wait_until
+from support.comm import new_psk, wait_until
 
 
 def request_until_served(comm, topic, data, timeout=10.0, **kw):

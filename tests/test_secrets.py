@@ -16,11 +16,11 @@ import struct
 import threading
 
 import pytest
-from conftest import LOOPBACK_ANY_PORT, new_psk, publish_until, wait_until
 from evospikenet.zenoh_comm import (
     ZenohConfig,
     generate_identity_key,
 )
+from support.comm import LOOPBACK_ANY_PORT, new_psk, publish_until, wait_until
 
 crypto = pytest.importorskip("cryptography")
 from cryptography.hazmat.primitives import hashes  # noqa: E402

@@ -10,7 +10,7 @@ import os
 from types import SimpleNamespace
 
 import pytest
-from conftest import new_psk, publish_until, wait_until
+from support.comm import new_psk, publish_until, wait_until
 
 LOGGER = "evospikenet.zenoh_comm"
 SECRET = "attack at dawn: spikes 1 2 3"

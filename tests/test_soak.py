@@ -13,8 +13,8 @@ import struct
 import threading
 import time
 
-from conftest import LOOPBACK_ANY_PORT, wait_until
 from evospikenet.zenoh_comm import ZenohCommunicator, ZenohConfig
+from support.comm import LOOPBACK_ANY_PORT, wait_until
 
 MIB = 1024 * 1024
 

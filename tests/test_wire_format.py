@@ -8,10 +8,10 @@ the schedule in src/crypto/keys.rs. If either side drifts from the documentation
 import json
 import struct
 
-from conftest import publish_until
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from support.comm import publish_until
 
 
 def hkdf(ikm: bytes, salt: bytes | None, info: bytes, n: int) -> bytes:
