@@ -29,6 +29,7 @@ from evospikenet.brain import (
 from evospikenet.zenoh_comm import ZenohCommunicator, ZenohConfig
 from support.comm import LOOPBACK_ANY_PORT, wait_until
 from support.demo import DEMO_PATH
+from support.netns import private_loopback
 from support.procs import Proc, children_of, free_ports, run
 
 DEMO = [sys.executable, str(DEMO_PATH)]
@@ -146,13 +147,14 @@ def test_guide_two_terminal_commands_either_start_order(tmp_path):
     node-2 starts first."""
     psk = os.urandom(32).hex()
     base = ["--psk", psk, "--mode", "psk", "--steps", "200", "--neurons", "500"]
-    p2 = Proc([*DEMO, "--node-id", "node-2", "--peer-id", "node-1", *base])
-    with p2:
-        # node-2 is up (and owns the rendezvous) before node-1 starts.
-        p2.wait_for_line("node-2: regions")
-        with Proc([*DEMO, "--node-id", "node-1", "--peer-id", "node-2", *base]) as p1:
-            p1.wait(120)
-            p2.wait(120)
+    with private_loopback() as netns:
+        p2 = Proc([*netns, *DEMO, "--node-id", "node-2", "--peer-id", "node-1", *base])
+        with p2:
+            # node-2 is up (and owns the rendezvous) before node-1 starts.
+            p2.wait_for_line("node-2: regions")
+            with Proc([*netns, *DEMO, "--node-id", "node-1", "--peer-id", "node-2", *base]) as p1:
+                p1.wait(120)
+                p2.wait(120)
     assert p1.returncode == 0 and p2.returncode == 0, (p1.output, p2.output)
     ref = simulate(default_brain(500, 0), 200)
     # node-1 runs visual and motor, node-2 pfc.

@@ -19,6 +19,8 @@ from evospikenet.zenoh_comm import (
     identity_fingerprint,
 )
 from support.comm import LOOPBACK_ANY_PORT, new_psk, publish_until, wait_until
+from support.netns import private_loopback
+from support.procs import Proc
 
 LOGGER = "evospikenet.zenoh_comm"
 
@@ -60,9 +62,11 @@ def collect(comm: ZenohCommunicator, topic: str) -> list:
 
 # ----- the manual API -----
 
+# The guide's DH flow as written; then each process publishes until the test, having
+# seen both receive the other's message, closes its stdin.
 GUIDE_DH = textwrap.dedent(
     """
-    import sys, time
+    import sys, threading
     from evospikenet.zenoh_comm import ZenohCommunicator, ZenohConfig
 
     me, other = sys.argv[1], sys.argv[2]
@@ -74,19 +78,19 @@ GUIDE_DH = textwrap.dedent(
     comm.complete_key_exchange(peer_public_key)
     print(f"Peer fingerprint: {comm.peer_fingerprint(other)}", flush=True)
     got = []
-    comm.subscribe("topic", lambda data: got.append(data))
+
+    def on_data(data):
+        if data["from"] == other:  # a node also hears itself
+            if not got:
+                print("RECEIVED", data, flush=True)
+            got.append(data)
+
+    comm.subscribe("topic", on_data)
     comm.wait_for_session(other, timeout=30)
-    deadline = time.time() + 30
-    # A node also hears itself: wait for the peer's message.
-    theirs = lambda: [d for d in got if d["from"] == other]
-    while not theirs() and time.time() < deadline:
+    stop = threading.Event()
+    threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
+    while not stop.wait(0.05):
         comm.publish("topic", {"data": "secret", "from": me}, serialize="json")
-        time.sleep(0.05)
-    end = time.time() + 1.0
-    while time.time() < end:  # let the peer receive ours too
-        comm.publish("topic", {"data": "secret", "from": me}, serialize="json")
-        time.sleep(0.05)
-    print("RECEIVED", theirs()[:1], comm.stats()["decrypt_failures"], flush=True)
     comm.close()
     """
 )
@@ -98,41 +102,33 @@ def test_guide_dh_snippet_between_two_processes(tmp_path):
     exchange encrypted messages."""
     script = tmp_path / "guide_dh.py"
     script.write_text(GUIDE_DH)
-    procs = {
-        me: subprocess.Popen(
-            [sys.executable, str(script), me, other],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for me, other in (("node-1", "node-2"), ("node-2", "node-1"))
-    }
-    try:
-        lines = {}
-        for me, p in procs.items():
-            first = p.stdout.readline()
-            assert first.startswith("Public key: "), (first, p.stderr.read())
-            lines[me] = [first, p.stdout.readline()]
-        keys = {me: ls[0].split(": ", 1)[1].strip() for me, ls in lines.items()}
-        assert all(len(k) == 64 for k in keys.values())
-        procs["node-1"].stdin.write(keys["node-2"] + "\n")
-        procs["node-2"].stdin.write(keys["node-1"] + "\n")
-        for p in procs.values():
-            p.stdin.flush()
-        results = {me: p.communicate(timeout=90) for me, p in procs.items()}
-    finally:
-        for p in procs.values():
-            if p.poll() is None:
+    pairs = (("node-1", "node-2"), ("node-2", "node-1"))
+    with private_loopback() as netns:
+        procs = {
+            me: Proc([*netns, sys.executable, str(script), me, other], stdin=subprocess.PIPE)
+            for me, other in pairs
+        }
+        try:
+            keys = {
+                me: p.wait_for_line("Public key: ").split(": ", 1)[1] for me, p in procs.items()
+            }
+            fp = {me: p.wait_for_line("Fingerprint: ").split(": ", 1)[1] for me, p in procs.items()}
+            assert all(len(k) == 64 for k in keys.values())
+            for me, other in pairs:
+                procs[me].write(keys[other] + "\n")
+            peer_fp = {me: p.wait_for_line("Peer fingerprint: ") for me, p in procs.items()}
+            received = {me: p.wait_for_line("RECEIVED ") for me, p in procs.items()}
+            for p in procs.values():
+                p.close_stdin()
+            for p in procs.values():
+                assert p.wait(30) == 0, p.output
+        finally:
+            for p in procs.values():
                 p.kill()
-    out = {me: lines[me] + r[0].splitlines(keepends=True) for me, r in results.items()}
-    report = {me: (o, results[me][1][-2000:]) for me, o in out.items()}
-    fp = {me: o[1].split(": ", 1)[1].strip() for me, o in out.items()}
-    peer_fp = {me: next(x for x in o if x.startswith("Peer fingerprint")) for me, o in out.items()}
     # Both screens show the same fingerprints: what users compare to rule out a MITM.
-    assert fp["node-1"] in peer_fp["node-2"] and fp["node-2"] in peer_fp["node-1"], report
-    assert "{'data': 'secret', 'from': 'node-2'}" in "".join(out["node-1"]), report
-    assert "{'data': 'secret', 'from': 'node-1'}" in "".join(out["node-2"]), report
+    assert fp["node-1"] in peer_fp["node-2"] and fp["node-2"] in peer_fp["node-1"]
+    assert received["node-1"] == "RECEIVED {'data': 'secret', 'from': 'node-2'}"
+    assert received["node-2"] == "RECEIVED {'data': 'secret', 'from': 'node-1'}"
 
 
 def test_three_nodes_pairwise_and_only_session_peers_read(mesh):

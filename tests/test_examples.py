@@ -3,18 +3,20 @@
 import sys
 from pathlib import Path
 
+from support.netns import private_loopback
 from support.procs import run
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 def test_encrypted_spikes_local_runs():
-    # Two processes on the default configuration (the loopback rendezvous).
-    out = run(
-        [sys.executable, EXAMPLES / "encrypted_spikes_local.py", "--steps", "30",
-         "--neurons", "2000"],
-        timeout=180,
-    )  # fmt: skip
+    # Two processes on the default configuration: the loopback rendezvous, made private.
+    with private_loopback() as netns:
+        out = run(
+            [*netns, sys.executable, EXAMPLES / "encrypted_spikes_local.py", "--steps", "30",
+             "--neurons", "2000"],
+            timeout=180,
+        )  # fmt: skip
     assert out.returncode == 0, out.output
     lines = [line for line in out.out.splitlines() if "steps/s" in line]
     assert len(lines) == 2

@@ -10,7 +10,8 @@ import textwrap
 import pytest
 from evospikenet.zenoh_comm import ZenohCommunicator, ZenohConfig
 from support.comm import publish_until, wait_until
-from support.procs import run
+from support.netns import private_loopback
+from support.procs import Proc, run
 
 
 def _publisher(locator: str, psk: str, n: int, ready) -> None:
@@ -58,55 +59,46 @@ def test_two_processes_exchange_encrypted_messages(mesh, psk):
     assert proc.exitcode == 0
 
 
+# The guide's snippet (README), publishing until the test has seen both processes receive
+# the other's message, and then told them to stop by closing their stdin.
 GUIDE = textwrap.dedent(
     """
-    import os, sys, time
+    import os, sys, threading
     from evospikenet.zenoh_comm import ZenohCommunicator, ZenohConfig
 
     config = ZenohConfig(psk=os.getenv("EVOSPIKENET_PSK"))
     comm = ZenohCommunicator(sys.argv[1], config)
-    seen = []
-    comm.subscribe("topic", lambda data: seen.append(data) or print(data, flush=True))
-    me, other = sys.argv[1], sys.argv[2]
-    deadline, stop = time.time() + 40, None
-    while time.time() < (stop or deadline):
-        comm.publish("topic", {"data": "secret", "from": me}, serialize="json")
-        if stop is None and any(d.get("from") == other for d in seen):
-            stop = time.time() + 2  # keep publishing so the other side sees us too
-        time.sleep(0.1)
+    comm.subscribe("topic", lambda data: print(data, flush=True))
+    stop = threading.Event()
+    threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
+    while not stop.wait(0.1):
+        comm.publish("topic", {"data": "secret", "from": sys.argv[1]}, serialize="json")
     comm.close()
     """
 )
 
 
 def test_guide_snippet_two_processes_default_config(tmp_path, psk):
-    """The published snippet, unchanged: no endpoints, two processes on one machine find
-    each other over the loopback rendezvous (no multicast)."""
+    """The published snippet: no endpoints, two processes on one machine find each other
+    over the loopback rendezvous (no multicast)."""
     script = tmp_path / "guide.py"
     script.write_text(GUIDE)
     env = {**os.environ, "EVOSPIKENET_PSK": psk}
-    procs = [
-        subprocess.Popen(
-            [sys.executable, str(script), me, other],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env,
-            text=True,
-        )
-        for me, other in (("node-1", "node-2"), ("node-2", "node-1"))
-    ]
-    try:
-        results = [p.communicate(timeout=60) for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
+    with private_loopback() as netns:
+        procs = {
+            me: Proc([*netns, sys.executable, str(script), me], env=env, stdin=subprocess.PIPE)
+            for me in ("node-1", "node-2")
+        }
+        try:
+            for me, other in (("node-1", "node-2"), ("node-2", "node-1")):
+                procs[me].wait_for_line(f"{{'data': 'secret', 'from': '{other}'}}")
+            for p in procs.values():
+                p.close_stdin()
+            for p in procs.values():
+                assert p.wait(30) == 0, p.output
+        finally:
+            for p in procs.values():
                 p.kill()
-    report = "\n".join(
-        f"{name} exit {p.returncode}, stderr:\n{err[-3000:]}"
-        for name, p, (_, err) in zip(("node-1", "node-2"), procs, results, strict=True)
-    )
-    assert "{'data': 'secret', 'from': 'node-2'}" in results[0][0], report
-    assert "{'data': 'secret', 'from': 'node-1'}" in results[1][0], report
 
 
 @pytest.mark.parametrize("close", [True, False])

@@ -1,5 +1,5 @@
 """Linux network namespaces made (and deleted) by the tests: a star of "machines" around a
-router.
+router, and a private loopback for the fixed rendezvous port.
 
 All addresses exist only inside namespaces the tests create; nothing touches the host's
 interfaces. Names carry the pid and a random tag, so concurrent runs never collide.
@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -134,3 +135,41 @@ def star_network(leaves: int, *, routed: bool) -> Iterator[Star]:
         yield star
     finally:
         star.delete()
+
+
+def _port_in_use(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+@contextmanager
+def private_loopback() -> Iterator[list[str]]:
+    """An argv prefix that runs commands in a network namespace of their own, with only
+    a loopback interface: for tests of the zero-configuration mesh, whose rendezvous
+    (127.0.0.1:7447) is one fixed port per machine. On the host's loopback, anything else
+    holding that port (another test run, a demo, any program) would be the rendezvous the
+    test's nodes join. Where namespaces cannot be made, the prefix is empty (the host's
+    loopback) and the test skips if the port is taken."""
+    if _why_not() is None:
+        ns = f"esn-{_tag()}-lo"
+        try:
+            _ip(f"netns add {ns}")
+        except subprocess.CalledProcessError:
+            pass
+        else:
+            try:
+                _ip(f"-n {ns} link set lo up")
+                yield exec_in(ns)
+            finally:
+                subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30)
+            return
+    if _port_in_use(ZENOH_PORT):
+        pytest.skip(
+            f"127.0.0.1:{ZENOH_PORT} is taken on this machine and no private network "
+            "namespace can be made here"
+        )
+    yield []
