@@ -116,6 +116,7 @@ def test_nodes_in_threads_match_the_single_process_run(psk):
 # ----- the demo script -----
 
 
+@pytest.mark.system
 @pytest.mark.parametrize("mode", ["psk", "dh"])
 def test_local_brain_in_three_processes_equals_single_process(tmp_path, mode):
     out = tmp_path / "out"
@@ -142,6 +143,7 @@ def test_local_brain_in_three_processes_equals_single_process(tmp_path, mode):
         )
 
 
+@pytest.mark.system
 def test_guide_two_terminal_commands_either_start_order(tmp_path):
     """The guide's commands unchanged (default loopback rendezvous, no endpoint flag);
     node-2 starts first."""
@@ -163,6 +165,7 @@ def test_guide_two_terminal_commands_either_start_order(tmp_path):
     assert "steps/s" in p1.out and "decryption failures 0" in p1.out
 
 
+@pytest.mark.system
 def test_dh_mode_prompts_for_the_peer_key_on_stdin():
     (port,) = free_ports(1)
     common = ["--mode", "dh", "--steps", "100", "--neurons", "300", "--timeout", "60"]
@@ -198,6 +201,7 @@ def test_dh_mode_prompts_for_the_peer_key_on_stdin():
     assert digest_of(out2) == raster_digest({"pfc": ref["pfc"]})
 
 
+@pytest.mark.system
 def test_demo_errors_are_one_line_with_an_exit_code():
     r = demo("--node-id", "a", "--peer-id", "b", "--psk", "abc", "--mode", "psk")
     assert r.returncode == 2 and r.err.startswith("error: invalid configuration: PSK must be")
@@ -221,6 +225,7 @@ def test_demo_errors_are_one_line_with_an_exit_code():
     assert "node 'ghost'" in r.err and "did not appear" in r.err
 
 
+@pytest.mark.system
 def test_demo_reports_mismatched_keys_as_decryption_failures():
     (port,) = free_ports(1)
     args = ["--steps", "50", "--neurons", "200", "--timeout", "4", "--mode", "psk"]
@@ -242,6 +247,7 @@ def test_demo_reports_mismatched_keys_as_decryption_failures():
     assert any("keys differ" in p.err for p in (p1, p2)), (p1.output, p2.output)
 
 
+@pytest.mark.system
 def test_local_ctrl_c_stops_every_process_it_started(tmp_path):
     with Proc(
         [*DEMO, "--local", "--steps", "1000000", "--neurons", "200", "--out", str(tmp_path)],
@@ -290,6 +296,7 @@ LAUNCH_RACE = textwrap.dedent(
 )
 
 
+@pytest.mark.system
 def test_local_ctrl_c_while_nodes_start_stops_those_already_started():
     r = run([sys.executable, "-c", LAUNCH_RACE, str(DEMO_PATH)], timeout=120)
     assert r.returncode == 0, r.output

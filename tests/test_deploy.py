@@ -203,6 +203,7 @@ def test_pyproject_declares_the_router_script():
 # --- the router entry point ------------------------------------------------------------------
 
 
+@pytest.mark.system
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_router_listens_links_a_node_and_stops_on_signal(sig, psk):
     router, locators = start_router([LOOPBACK_ANY_PORT])
@@ -218,6 +219,7 @@ def test_router_listens_links_a_node_and_stops_on_signal(sig, psk):
     assert "Router stopped" in router.out
 
 
+@pytest.mark.system
 def test_router_relays_encrypted_traffic_between_clients(psk):
     router, locators = start_router(["tcp/127.0.0.1:0"])
     with running(router):
@@ -235,6 +237,7 @@ def test_router_relays_encrypted_traffic_between_clients(psk):
         assert router.stop() == 0, router.output
 
 
+@pytest.mark.system
 def test_router_port_in_use_is_one_line_and_exit_2():
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -250,6 +253,7 @@ def test_router_port_in_use_is_one_line_and_exit_2():
     assert not proc.stdout, proc.output
 
 
+@pytest.mark.system
 def test_router_malformed_endpoint_is_one_line_and_exit_2():
     proc = Proc(router_argv(["not-an-endpoint"]), env=clean_env())
     with running(proc):
@@ -262,6 +266,7 @@ def test_router_malformed_endpoint_is_one_line_and_exit_2():
 # --- the compose nodes, run here -------------------------------------------------------------
 
 
+@pytest.mark.system
 @pytest.mark.timeout(NODE_TIMEOUT + 120)
 def test_compose_nodes_run_locally_and_match_single_process(tmp_path):
     services = load_compose()["services"]

@@ -96,6 +96,7 @@ GUIDE_DH = textwrap.dedent(
 )
 
 
+@pytest.mark.system
 def test_guide_dh_snippet_between_two_processes(tmp_path):
     """The guide's DH flow as written, with ZenohConfig() (no PSK, no endpoints): each
     process prints its public key, reads the other's as hex, completes, and then both

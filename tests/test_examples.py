@@ -3,12 +3,14 @@
 import sys
 from pathlib import Path
 
+import pytest
 from support.netns import private_loopback
 from support.procs import run
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
+@pytest.mark.system
 def test_encrypted_spikes_local_runs():
     # Two processes on the default configuration: the loopback rendezvous, made private.
     with private_loopback() as netns:

@@ -21,6 +21,8 @@ from evospikenet.zenoh_comm import ZenohCommunicator, ZenohConfig
 from support.comm import LOOPBACK_ANY_PORT, wait_until
 from support.procs import ROUTER_LISTENING, Proc, router_argv, start_router
 
+pytestmark = pytest.mark.system
+
 # ----- a publisher killed and restarted under the same node id -------------------------------
 
 STREAM = "faults/stream"

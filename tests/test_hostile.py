@@ -24,9 +24,13 @@ import time
 from collections import Counter, defaultdict
 
 import numpy as np
+import pytest
 from evospikenet.brain import BrainNode, assign_regions, default_brain, raster_digest, simulate
 from evospikenet.zenoh_comm import ZenohCommunicator, ZenohConfig
 from support.comm import new_psk, publish_until, wait_until
+
+# A soak under attack: the attack outlasts a log period (12 s at least).
+pytestmark = pytest.mark.system
 
 LOGGER = "evospikenet.zenoh_comm"
 NODES = ("n1", "n2", "n3")

@@ -36,6 +36,9 @@ from support.demo import (
 from support.netns import ZENOH_PORT, star_network
 from support.procs import Proc, clean_env, running, start_router
 
+pytestmark = pytest.mark.system
+
+
 # Runs in a leaf: whether the other leaf's address answers at all (a refused connection is
 # an answer; no route or a timeout is not).
 REACHABLE = textwrap.dedent(

@@ -13,6 +13,8 @@ from support.comm import publish_until, wait_until
 from support.netns import private_loopback
 from support.procs import Proc, run
 
+pytestmark = pytest.mark.system
+
 
 def _publisher(locator: str, psk: str, n: int, ready) -> None:
     cfg = ZenohConfig(connect=[locator], psk=psk)

@@ -13,8 +13,11 @@ import struct
 import threading
 import time
 
+import pytest
 from evospikenet.zenoh_comm import ZenohCommunicator, ZenohConfig
 from support.comm import LOOPBACK_ANY_PORT, wait_until
+
+pytestmark = pytest.mark.system
 
 MIB = 1024 * 1024
 
