@@ -5,8 +5,8 @@ goes on delivering. A test hook makes one chosen payload panic while it is decod
 import logging
 
 import pytest
-from conftest import publish_until, wait_until
 from evospikenet import _native, errors
+from support.comm import publish_until, wait_until
 
 POISON = b"\xde\xad payload that panics"
 

@@ -4,8 +4,8 @@
 import gc
 
 import pytest
-from conftest import publish_until
 from evospikenet.zenoh_comm import Handle, MessageQueue, Service, Subscription
+from support.comm import publish_until
 
 
 def declare_each(comm):
