@@ -22,6 +22,7 @@ use crate::crypto::session::{KeyRing, NodeHistory, Opened, Receiver, ReceiverPol
 use crate::dh::KeyManager;
 use crate::error::{Error, Result};
 use crate::monitor::{escape_for_log, Monitor, Stats, LOG_TARGET};
+use crate::outbox::Outbox;
 use crate::transport::{QueryOutcome, Transport};
 
 /// User topics may not start with this: the key exchange lives there.
@@ -182,10 +183,8 @@ pub struct Communicator {
     /// its handle (as `comm.subscribe("t", print)` does); emptied on close.
     handles: Mutex<Vec<Arc<dyn Handle>>>,
     closed: AtomicBool,
-    /// Held from sealing to putting a publication, so they leave in counter order:
-    /// otherwise a thread descheduled between the two, while others publish more than a
-    /// replay window's worth, would have its message refused as too old.
-    send_order: Mutex<()>,
+    /// Publications in counter order, and those held for a manual key exchange.
+    outbox: Arc<Outbox>,
 }
 
 impl Communicator {
@@ -208,6 +207,7 @@ impl Communicator {
         let transport = Arc::new(Transport::open(config)?);
         let sender = Arc::new(Sender::new(node_id, keys.clone()));
         let monitor = Arc::new(Monitor::default());
+        let outbox = Arc::new(Outbox::default());
         let key_manager = KeyManager::start(
             node_id,
             &config.namespace,
@@ -217,6 +217,7 @@ impl Communicator {
             sender.clone(),
             monitor.clone(),
             transport.clone(),
+            outbox.clone(),
             config.policy.freshness_ms,
         )
         .inspect_err(|_| {
@@ -236,7 +237,7 @@ impl Communicator {
             monitor,
             handles: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
-            send_order: Mutex::new(()),
+            outbox,
         })
     }
 
@@ -328,6 +329,8 @@ impl Communicator {
     }
 
     /// Seal a payload written by `write` straight into the message buffer, then put it.
+    /// While a manual key exchange awaits its peer's confirmation, the payload is held
+    /// and sent once it confirms (see `outbox`).
     pub fn publish_with(
         &self,
         topic: &str,
@@ -337,7 +340,12 @@ impl Communicator {
     ) -> Result<()> {
         self.check_open()?;
         let key = self.key_expr(topic, false)?;
-        let in_order = self.send_order.lock();
+        let mut in_order = self.outbox.turn();
+        if in_order.must_hold() {
+            let mut payload = Vec::with_capacity(size_hint);
+            write(&mut payload)?;
+            return in_order.hold(&key, format as u8, payload);
+        }
         let (msg, _, _) =
             self.sender
                 .seal(Kind::Publish, &key, b"", format as u8, size_hint, write)?;
@@ -372,7 +380,7 @@ impl Communicator {
             let topic = key.strip_prefix(&prefix).unwrap_or(key);
             let bytes = sample.payload().to_bytes();
             let opened = receiver.open(&bytes, key, b"", Kind::Publish);
-            if let Some(msg) = accept(&monitor, topic, bytes.len(), opened) {
+            if let Some(msg) = accept(&monitor, topic, &bytes, opened) {
                 handler(msg);
             }
         })?;
@@ -397,7 +405,7 @@ impl Communicator {
                 return; // a key exchange reaching a wildcard service: not for it
             }
             let Some(payload) = query.payload() else {
-                monitor.rejected(&topic, &Error::Authentication);
+                monitor.rejected(&topic, &[], &Error::Authentication);
                 return;
             };
             let bytes = payload.to_bytes();
@@ -407,8 +415,7 @@ impl Communicator {
                 .as_ref()
                 .ok()
                 .map(|o| request_binding(&o.sender, &o.session_id, o.counter));
-            if let (Some(msg), Some(binding)) =
-                (accept(&monitor, &topic, bytes.len(), opened), binding)
+            if let (Some(msg), Some(binding)) = (accept(&monitor, &topic, &bytes, opened), binding)
             {
                 let responder = Responder {
                     query,
@@ -473,12 +480,7 @@ impl Communicator {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             let outcome = self.transport.query(&key, msg, left, |reply_key, bytes| {
                 let opened = self.replies.open(bytes, reply_key, &binding, Kind::Reply);
-                accept(
-                    &self.monitor,
-                    self.user_topic(reply_key),
-                    bytes.len(),
-                    opened,
-                )
+                accept(&self.monitor, self.user_topic(reply_key), bytes, opened)
             })?;
             match outcome {
                 QueryOutcome::Accepted(m) if m.format == Format::RemoteError => {
@@ -508,6 +510,7 @@ impl Communicator {
             return Ok(());
         }
         self.key_manager.stop();
+        self.outbox.abandon();
         let result = self.transport.close();
         // The session undeclared them; dropping the declarations releases the callbacks.
         for h in self.handles.lock().drain(..) {
@@ -529,13 +532,9 @@ impl Drop for Communicator {
 
 /// The message `opened` holds, or `None` for a message refused by `Receiver::open` or with
 /// a payload format it cannot have (both counted and logged).
-fn accept(
-    monitor: &Monitor,
-    topic: &str,
-    wire_len: usize,
-    opened: Result<Opened>,
-) -> Option<Message> {
-    let opened = opened.map_err(|e| monitor.rejected(topic, &e)).ok()?;
+fn accept(monitor: &Monitor, topic: &str, wire: &[u8], opened: Result<Opened>) -> Option<Message> {
+    let wire_len = wire.len();
+    let opened = opened.map_err(|e| monitor.rejected(topic, wire, &e)).ok()?;
     match Format::from_byte(opened.format) {
         Ok(Format::RemoteError) if opened.kind != Kind::Reply => {
             monitor.undecodable(topic, "an error payload outside a reply");

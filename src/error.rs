@@ -31,6 +31,10 @@ pub enum Error {
     /// An encrypted message reached a node that has no key configured.
     #[error("encrypted message received but no key is configured")]
     NoKey,
+    /// A message sealed under DH keys by a sender (as it claims) with which this node
+    /// has no session yet: its key exchange has not completed here.
+    #[error("no session with {0:?} yet")]
+    NoSession(String),
     /// A message authenticated but was a replay, too old, or from a retired session.
     #[error("message rejected as a replay")]
     Replay,

@@ -14,6 +14,8 @@ pub mod error;
 pub mod kernels;
 pub mod monitor;
 #[cfg(feature = "transport")]
+pub mod outbox;
+#[cfg(feature = "transport")]
 pub mod transport;
 
 #[cfg(feature = "python")]

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
+use crate::crypto::envelope::{Header, Mode};
 use crate::crypto::now_ms;
 use crate::error::Error;
 
@@ -140,6 +141,7 @@ pub struct Monitor {
     /// input may come from the network.
     pub callback_failed: RateLimitedWarning,
     decrypt_failed: RateLimitedWarning,
+    no_session: RateLimitedWarning,
     replay: RateLimitedWarning,
     decode: RateLimitedWarning,
     internal: RateLimitedWarning,
@@ -152,6 +154,7 @@ impl Default for Monitor {
             stats: Stats::default(),
             callback_failed: RateLimitedWarning::default(),
             decrypt_failed: RateLimitedWarning::default(),
+            no_session: RateLimitedWarning::default(),
             replay: RateLimitedWarning::default(),
             decode: RateLimitedWarning::default(),
             internal: RateLimitedWarning::with_level(log::Level::Error),
@@ -161,8 +164,10 @@ impl Default for Monitor {
 }
 
 impl Monitor {
-    /// Count and report a message that did not pass `Receiver::open`.
-    pub fn rejected(&self, topic: &str, err: &Error) {
+    /// Count and report a message that did not pass `Receiver::open`. `wire` is the
+    /// message as received: the warning names the sender it claims and the likely cause
+    /// for its mode (only when a warning is due, so a flood costs no parsing).
+    pub fn rejected(&self, topic: &str, wire: &[u8], err: &Error) {
         match err {
             Error::Replay => {
                 Stats::add(&self.stats.replays_rejected, 1);
@@ -178,16 +183,34 @@ impl Monitor {
                 if !self.no_key_warned.swap(true, Ordering::Relaxed) {
                     log::warn!(
                         target: LOG_TARGET,
-                        "Decryption failed for topic: {} (encrypted traffic received, \
-                         but this node has no key: configure the same PSK on every node)",
-                        escape_for_log(topic)
+                        "Decryption failed for topic: {} (encrypted under a PSK by {}, but \
+                         this node has no key: configure the same PSK on every node)",
+                        escape_for_log(topic),
+                        claimed_sender(wire)
                     );
                 }
             }
+            Error::NoSession(sender) => {
+                Stats::add(&self.stats.decrypt_failures, 1);
+                self.no_session.warn(|| {
+                    format!(
+                        "Decryption failed for topic: {} (no session with {:?} yet: it \
+                         sealed this under a DH key it has not handed to this node, as no \
+                         key exchange between them has completed)",
+                        escape_for_log(topic),
+                        escape_for_log(sender)
+                    )
+                });
+            }
             _ => {
                 Stats::add(&self.stats.decrypt_failures, 1);
-                self.decrypt_failed
-                    .warn(|| format!("Decryption failed for topic: {}", escape_for_log(topic)));
+                self.decrypt_failed.warn(|| {
+                    format!(
+                        "Decryption failed for topic: {} ({})",
+                        escape_for_log(topic),
+                        likely_cause(wire)
+                    )
+                });
             }
         }
     }
@@ -253,6 +276,36 @@ fn is_printable(c: char) -> bool {
     let len = 1 + c.encode_utf8(&mut buf[1..]).len();
     let pair = std::str::from_utf8(&buf[..len]).expect("a letter and one encoded char");
     pair.escape_debug().nth(1) == Some(c)
+}
+
+/// `"name"` as the message's header claims it (unauthenticated, escaped), for logs.
+fn claimed_sender(wire: &[u8]) -> String {
+    match Header::parse(wire) {
+        Ok((h, _)) => format!("{:?}", escape_for_log(h.sender)),
+        Err(_) => "an unknown sender".into(),
+    }
+}
+
+/// Why a message that failed authentication most likely did, from its (unauthenticated)
+/// header: the advice differs by mode.
+fn likely_cause(wire: &[u8]) -> String {
+    let Ok((h, _)) = Header::parse(wire) else {
+        return "malformed: not an evospikenet message".into();
+    };
+    let who = escape_for_log(h.sender);
+    match h.mode {
+        Mode::Plain => {
+            format!("plaintext from {who:?}, refused: this node only accepts encrypted traffic")
+        }
+        Mode::Psk => format!(
+            "sealed under a PSK by {who:?}: its PSK probably differs from this node's, the \
+             message was altered, or this node is in DH mode and refuses PSK-mode data"
+        ),
+        Mode::Dh | Mode::DhAuth => format!(
+            "sealed under a DH key of {who:?} that this node does not hold: the message was \
+             altered, or that key was retired"
+        ),
+    }
 }
 
 #[cfg(test)]

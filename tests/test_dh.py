@@ -11,7 +11,9 @@ import textwrap
 import threading
 import time
 
+import numpy as np
 import pytest
+from evospikenet.errors import KeyExchangeError
 from evospikenet.zenoh_comm import (
     ZenohCommunicator,
     ZenohConfig,
@@ -62,8 +64,8 @@ def collect(comm: ZenohCommunicator, topic: str) -> list:
 
 # ----- the manual API -----
 
-# The guide's DH flow as written; then each process publishes until the test, having
-# seen both receive the other's message, closes its stdin.
+# The guide's DH flow as written: one publish right after completing; then each process
+# waits until the test, having seen both receive the other's message, closes its stdin.
 GUIDE_DH = textwrap.dedent(
     """
     import sys, threading
@@ -75,22 +77,22 @@ GUIDE_DH = textwrap.dedent(
     print(f"Public key: {public_key.hex()}", flush=True)
     print(f"Fingerprint: {comm.fingerprint()}", flush=True)
     peer_public_key = bytes.fromhex(sys.stdin.readline().strip())
-    comm.complete_key_exchange(peer_public_key)
-    print(f"Peer fingerprint: {comm.peer_fingerprint(other)}", flush=True)
-    got = []
+    got, say = [], threading.Lock()
 
     def on_data(data):
         if data["from"] == other:  # a node also hears itself
             if not got:
-                print("RECEIVED", data, flush=True)
+                with say:
+                    print("RECEIVED", data, flush=True)
             got.append(data)
 
     comm.subscribe("topic", on_data)
-    comm.wait_for_session(other, timeout=30)
-    stop = threading.Event()
-    threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
-    while not stop.wait(0.05):
-        comm.publish("topic", {"data": "secret", "from": me}, serialize="json")
+    comm.complete_key_exchange(peer_public_key)
+    # The guide's next line: its first message must arrive.
+    comm.publish("topic", {"data": "secret", "from": me}, serialize="json")
+    with say:
+        print(f"Peer fingerprint: {comm.peer_fingerprint(other)}", flush=True)
+    sys.stdin.read()
     comm.close()
     """
 )
@@ -99,8 +101,8 @@ GUIDE_DH = textwrap.dedent(
 @pytest.mark.system
 def test_guide_dh_snippet_between_two_processes(tmp_path):
     """The guide's DH flow as written, with ZenohConfig() (no PSK, no endpoints): each
-    process prints its public key, reads the other's as hex, completes, and then both
-    exchange encrypted messages."""
+    process prints its public key, reads the other's as hex, completes, and publishes
+    once at once: that first message reaches the other process."""
     script = tmp_path / "guide_dh.py"
     script.write_text(GUIDE_DH)
     pairs = (("node-1", "node-2"), ("node-2", "node-1"))
@@ -193,6 +195,73 @@ def test_bad_public_keys_and_misuse_raise_and_log_without_key_material(mesh, cap
     for m in messages:
         assert own.hex() not in m and pk not in m
     assert comm.stats()["key_exchange_failures"] >= len(bad) + 2
+
+
+def test_the_guides_publish_right_after_complete_is_delivered_in_order(mesh, caplog):
+    """The guide's lines: `complete_key_exchange(...)`, then `publish(...)` at once, while
+    the peer has not completed its side yet (a person is still pasting the key there).
+    Those publications are held until the peer confirms, then arrive, in order, with no
+    decryption failure on either side."""
+    a, b = mesh.node("node-1"), mesh.node("node-2")
+    caplog.set_level(logging.WARNING, logger=LOGGER)
+    ka = a.initiate_key_exchange("node-2")
+    kb = b.initiate_key_exchange("node-1")
+    got_b, got_a = collect(b, "topic"), collect(a, "topic")
+    a.complete_key_exchange(kb)
+    for i in range(3):
+        a.publish("topic", {"data": "secret", "i": i})
+    time.sleep(0.5)  # the peer completes later
+    assert got_b == [] and not a.session_established("node-2")
+    b.complete_key_exchange(ka)
+    b.publish("topic", {"data": "reply"})
+    reply = ("node-2", {"data": "reply"})
+    wait_until(lambda: len(got_b) >= 3 and reply in got_a, what="the held publications")
+    assert [d["i"] for s, d in got_b if s == "node-1"] == [0, 1, 2]
+    # A node hears itself: the held ones reach node-1's own subscriber too, once sent.
+    assert [d.get("i") for s, d in got_a if s == "node-1"] == [0, 1, 2]
+    assert a.stats()["decrypt_failures"] == b.stats()["decrypt_failures"] == 0
+    assert not [r for r in caplog.records if "Decryption failed" in r.getMessage()]
+
+
+def test_publications_held_for_a_peer_that_never_completes_are_bounded(mesh, caplog):
+    """Held publications are bounded: past the limit `publish` raises and names the
+    awaited peer; closing reports what was never sent."""
+    a = mesh.node("node-1")
+    a.initiate_key_exchange("node-9")
+    a.complete_key_exchange(os.urandom(32).hex(), "node-9")
+    big = np.zeros(1 << 20, dtype=np.uint8)
+    with pytest.raises(KeyExchangeError, match=r"node-9.*wait_for_session"):
+        for _ in range(100):
+            a.publish("topic", big, serialize="numpy")
+    caplog.set_level(logging.WARNING, logger=LOGGER)
+    a.close()
+    assert any("were not sent" in r.getMessage() for r in caplog.records)
+
+
+def test_drops_name_the_sender_and_the_cause_of_their_mode(mesh, psk, caplog):
+    """In DH mode a dropped message says "no session with <sender> yet"; in PSK mode it
+    says the sender's PSK probably differs."""
+    a, b, c = mesh.node("node-1"), mesh.node("node-2"), mesh.node("node-3")
+    manual_pair(a, c)
+    caplog.set_level(logging.WARNING, logger=LOGGER)
+    collect(b, "t")
+    wait_until(
+        lambda: (a.publish("t", {"x": 1}), b.stats()["decrypt_failures"] > 0)[1],
+        what="node-2 to drop node-1's DH traffic",
+    )
+    texts = [r.getMessage() for r in caplog.records]
+    assert any('no session with "node-1" yet' in t for t in texts), texts
+    assert not any("configure the same PSK" in t for t in texts), texts
+
+    caplog.clear()
+    d, e = mesh.node("node-4", psk=psk), mesh.node("node-5", psk=new_psk())
+    collect(d, "u")
+    wait_until(
+        lambda: (e.publish("u", {"x": 1}), d.stats()["decrypt_failures"] > 0)[1],
+        what="node-4 to drop node-5's traffic under another PSK",
+    )
+    texts = [r.getMessage() for r in caplog.records]
+    assert any('"node-5": its PSK probably differs' in t for t in texts), texts
 
 
 def test_no_session_traffic_is_dropped_with_the_documented_warning(mesh, caplog):

@@ -505,7 +505,8 @@ impl Receiver {
     ///
     /// Errors: `Authentication` (malformed, wrong key, tampered, wrong kind, plaintext
     /// while we hold a key, PSK mode while in DH mode, under a PSK no longer accepted),
-    /// `NoKey` (encrypted while we hold none), `Replay` (authentic but already seen, too
+    /// `NoKey` (encrypted under a PSK while we hold none), `NoSession` (sealed under DH
+    /// keys by a sender, as it claims, we hold no key of: for logs only), `Replay` (authentic but already seen, too
     /// old, or from a retired session). Nothing changes before the tag verified.
     pub fn open(&self, msg: &[u8], topic: &str, binding: &[u8], kind: Kind) -> Result<Opened> {
         let (header, header_len) = Header::parse(msg)?;
@@ -521,13 +522,17 @@ impl Receiver {
         let (key, cache) = match (header.mode, has_key) {
             (Mode::Plain, false) => return plain(&header, msg, header_len),
             (Mode::Plain, true) => return Err(Error::Authentication),
+            (Mode::Dh | Mode::DhAuth, false) => return Err(no_session(&header)),
             (_, false) => return Err(Error::NoKey),
             // SECURITY.md: a node in DH mode accepts no PSK-mode data. Any holder of the
             // PSK could seal such a message under any node id.
             (Mode::Psk, true) if group.is_some() => return Err(Error::Authentication),
             (Mode::Dh | Mode::DhAuth, true) => {
                 // No key: this sender has no session with us (or its epoch was erased).
-                let group = group.ok_or(Error::Authentication)?;
+                let group = group.ok_or_else(|| no_session(&header))?;
+                if !group.has_sender(header.sender) {
+                    return Err(no_session(&header));
+                }
                 // With pinned identities, sender keys prove membership only: every message
                 // must also carry the sender's tag for this node.
                 if group.sender_auth_id().is_some() && header.mode != Mode::DhAuth {
@@ -605,6 +610,10 @@ impl Receiver {
         }
         Ok(())
     }
+}
+
+fn no_session(header: &Header<'_>) -> Error {
+    Error::NoSession(header.sender.to_owned())
 }
 
 fn plain(header: &Header<'_>, msg: &[u8], header_len: usize) -> Result<Opened> {
@@ -805,14 +814,21 @@ mod tests {
         tx.use_group_key(&secret);
         let m = seal(&tx, "t", b"dh");
         assert_eq!(Header::parse(&m).unwrap().0.mode, Mode::Dh);
-        // Not announced yet: no session with this sender.
-        assert!(matches!(open(&rx, &m, "t"), Err(Error::Authentication)));
+        // Not announced yet: no session with this sender (named for the log).
+        assert!(matches!(open(&rx, &m, "t"), Err(Error::NoSession(s)) if s == "n"));
         group.install("n", &secret);
         assert_eq!(open(&rx, &m, "t").unwrap().payload, b"dh");
         // Another node cannot claim the key announced for "n".
         let impostor = Sender::new("x", ring(None));
         impostor.use_group_key(&secret);
         assert!(open(&rx, &seal(&impostor, "t", b"i"), "t").is_err());
+        // Nor can another key be passed off under the name "n": that fails its tag.
+        let forger = Sender::new("n", ring(None));
+        forger.use_group_key(&GroupSecret::generate());
+        assert!(matches!(
+            open(&rx, &seal(&forger, "t", b"f"), "t"),
+            Err(Error::Authentication)
+        ));
     }
 
     #[test]

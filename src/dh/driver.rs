@@ -31,6 +31,7 @@ use crate::dh::message::PublicKey;
 use crate::dh::timers::{Now, SWITCH_TIMEOUT_MS};
 use crate::error::{Error, Result};
 use crate::monitor::{Monitor, RateLimitedWarning, Stats, LOG_TARGET};
+use crate::outbox::Outbox;
 use crate::transport::Transport;
 
 /// A new sender key well before `session::BYTES_PER_SESSION` forces one.
@@ -67,6 +68,7 @@ struct Io {
     monitor: Arc<Monitor>,
     failure_log: RateLimitedWarning,
     view: Arc<(Mutex<View>, Condvar)>,
+    outbox: Arc<Outbox>,
     rekey_after_messages: u64,
 }
 
@@ -100,6 +102,7 @@ impl KeyManager {
         sender: Arc<Sender>,
         monitor: Arc<Monitor>,
         transport: Arc<Transport>,
+        outbox: Arc<Outbox>,
         init_freshness_ms: u64,
     ) -> Result<Arc<KeyManager>> {
         let auto = cfg.key_exchange == KeyExchange::Auto;
@@ -136,6 +139,7 @@ impl KeyManager {
             monitor: monitor.clone(),
             failure_log: RateLimitedWarning::with_level(log::Level::Error),
             view: view.clone(),
+            outbox,
             rekey_after_messages: cfg.rekey_after_messages,
         };
         let mut declarations = Vec::new();
@@ -529,7 +533,9 @@ impl Io {
                     Stats::add(&stats.key_exchanges, 1);
                     match origin {
                         Origin::Manual => {
-                            log::info!(target: LOG_TARGET, "Key exchange with {peer} completed")
+                            log::info!(target: LOG_TARGET, "Key exchange with {peer} completed");
+                            // Publications wait until the peer holds our key.
+                            self.outbox.await_peer(&peer);
                         }
                         Origin::FirstContact => {
                             log::debug!(target: LOG_TARGET, "Automatic key exchange with {peer} completed")
@@ -578,5 +584,19 @@ impl Io {
             .collect();
         drop(v);
         changed.notify_all();
+        if self.outbox.is_awaiting() {
+            let sent = self.outbox.confirm(
+                |peer| m.established(peer),
+                &self.sender,
+                &self.transport,
+                &self.monitor.stats,
+            );
+            if sent > 0 {
+                log::debug!(
+                    target: LOG_TARGET,
+                    "{sent} publication(s) held until the key exchange was confirmed were sent"
+                );
+            }
+        }
     }
 }

@@ -37,7 +37,9 @@ pub fn to_py(err: Error) -> PyErr {
         Error::InvalidArgument(_) | Error::Decode(_) => PyValueError::new_err(msg),
         // Receive-side failures are dropped and counted, never raised to a caller; should
         // one surface, it stays as detail-free as its message.
-        Error::Authentication | Error::Replay | Error::NoKey => PyValueError::new_err(msg),
+        Error::Authentication | Error::Replay | Error::NoKey | Error::NoSession(_) => {
+            PyValueError::new_err(msg)
+        }
     }
 }
 
