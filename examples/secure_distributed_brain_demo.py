@@ -54,46 +54,113 @@ class DemoError(Exception):
         self.code = code
 
 
+class _ShowDefaults(argparse.HelpFormatter):
+    """Every option's default in --help, unless it has none or its help names it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        d = action.default
+        if "default" in text or d is None or d is False or d == [] or d is argparse.SUPPRESS:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
-        epilog="Full usage: see the module docstring or the README.",
+        epilog="Examples and the multi-machine set-up: see the module docstring or the README.",
+        formatter_class=_ShowDefaults,
     )
-    ap.add_argument("--node-id", default=os.environ.get("NODE_ID"), help="default: $NODE_ID")
+    # Defaults read from the environment are resolved after parsing: --help must never
+    # print a key.
+    ap.add_argument("--node-id", help="this node's id (default: $NODE_ID)")
     ap.add_argument(
         "--peer-id",
         action="append",
         default=[],
-        help="a peer's node id; repeat or separate with commas",
+        help="a peer's node id; repeat or separate with commas (default: none)",
+    )
+    ap.add_argument("--psk", help="pre-shared key, 64 hex characters (default: $EVOSPIKENET_PSK)")
+    ap.add_argument(
+        "--mode",
+        choices=("psk", "dh"),
+        default="psk",
+        help="psk: every payload under the PSK; dh: under keys agreed by X25519",
     )
     ap.add_argument(
-        "--psk",
-        default=os.environ.get("EVOSPIKENET_PSK"),
-        help="64 hex characters; default: $EVOSPIKENET_PSK",
+        "--key-exchange",
+        choices=("manual", "auto"),
+        default="manual",
+        help="DH mode: paste public keys (manual), or exchange them automatically, "
+        "authenticated by the PSK (auto)",
     )
-    ap.add_argument("--mode", choices=("psk", "dh"), default="psk")
-    ap.add_argument("--key-exchange", choices=("manual", "auto"), default="manual")
     ap.add_argument(
         "--peer-public-key",
         action="append",
         default=[],
         metavar="HEX",
-        help="DH mode: the peer's public key (one per peer, in --peer-id order)",
+        help="DH mode: the peer's public key (one per peer, in --peer-id order) instead of "
+        "reading it from stdin",
     )
-    ap.add_argument("--steps", type=int, default=1000)
-    ap.add_argument("--neurons", type=int, default=1000, help="neurons per region")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--connect", action="append", default=[], metavar="ENDPOINT")
-    ap.add_argument("--listen", action="append", default=[], metavar="ENDPOINT")
-    ap.add_argument("--out", type=Path, help="write metrics JSON and a raster PNG here")
-    ap.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for a peer")
-    ap.add_argument("--local", action="store_true", help="run a whole brain on this machine")
-    ap.add_argument("--nodes", type=int, default=3, help="--local: number of processes")
-    ap.add_argument("--quiet", action="store_true", help="no progress lines")
+    ap.add_argument(
+        "--steps", type=int, default=1000, help="simulation steps (the same on every node)"
+    )
+    ap.add_argument(
+        "--neurons",
+        type=int,
+        default=1000,
+        help="neurons per region (the same on every node)",
+    )
+    ap.add_argument(
+        "--seed", type=int, default=0, help="seed of the network (the same on every node)"
+    )
+    ap.add_argument(
+        "--connect",
+        action="append",
+        default=[],
+        metavar="ENDPOINT",
+        help="Zenoh endpoint to connect to, e.g. tcp/10.0.0.5:7447 (repeatable; "
+        "default: the loopback rendezvous tcp/127.0.0.1:7447)",
+    )
+    ap.add_argument(
+        "--listen",
+        action="append",
+        default=[],
+        metavar="ENDPOINT",
+        help="Zenoh endpoint to listen on (repeatable; default: none, or the loopback "
+        "rendezvous when it is free)",
+    )
+    ap.add_argument(
+        "--out",
+        type=Path,
+        help="write metrics JSON and a raster PNG here (default: nothing written; "
+        "--local: brain_out)",
+    )
+    ap.add_argument(
+        "--timeout", type=float, default=60.0, help="seconds to wait for a peer or its spikes"
+    )
+    ap.add_argument(
+        "--local",
+        action="store_true",
+        help="run a whole brain on this machine, one process per node (a fresh PSK)",
+    )
+    ap.add_argument(
+        "--nodes",
+        type=int,
+        default=3,
+        help="--local: number of node processes (2 up to the number of regions)",
+    )
+    ap.add_argument(
+        "--quiet", action="store_true", help="no progress lines, only the start and the result"
+    )
     args = ap.parse_args(argv)
+    args.node_id = args.node_id or os.environ.get("NODE_ID")
+    args.psk = args.psk or os.environ.get("EVOSPIKENET_PSK")
     args.peer_id = [p.strip() for item in args.peer_id for p in item.split(",") if p.strip()]
     if args.steps <= 0 or args.neurons <= 0:
         ap.error("--steps and --neurons must be positive")
+    if not args.timeout > 0:
+        ap.error("--timeout must be positive")
     return args
 
 
@@ -206,6 +273,7 @@ def exchange_keys(comm, args: argparse.Namespace) -> None:
 
 def run_node(args: argparse.Namespace) -> int:
     from evospikenet.brain import BrainNode, assign_regions, default_brain, raster_digest
+    from evospikenet.errors import RunMismatchError
 
     net = default_brain(args.neurons, args.seed)
     comm = open_communicator(args)
@@ -241,6 +309,8 @@ def run_node(args: argparse.Namespace) -> int:
 
         try:
             raster, metrics = node.run(args.steps, progress=progress)
+        except RunMismatchError as e:
+            raise DemoError(f"{e}; check --neurons, --seed and --steps") from None
         except TimeoutError as e:
             fails = comm.stats()["decrypt_failures"]
             hint = (
@@ -315,8 +385,14 @@ def run_local(args: argparse.Namespace) -> int:
     """Start ``--nodes`` processes of this script on loopback, wait, summarize."""
     from evospikenet.brain import default_brain, raster_digest, simulate
 
-    if args.nodes < 1:
-        raise DemoError("--nodes must be at least 1", EXIT_USAGE)
+    regions = default_brain(args.neurons).region_names
+    if not 2 <= args.nodes <= len(regions):
+        raise DemoError(
+            f"--nodes {args.nodes}: the brain has {len(regions)} regions "
+            f"({', '.join(regions)}) and each node runs at least one, with at least two "
+            f"nodes to exchange spikes: use --nodes 2 to {len(regions)}",
+            EXIT_USAGE,
+        )
     psk = args.psk or os.urandom(32).hex()
     out = args.out or Path("brain_out")
     ids = [f"node-{i + 1}" for i in range(args.nodes)]
@@ -345,9 +421,8 @@ def run_local(args: argparse.Namespace) -> int:
                     else ["--connect", f"tcp/127.0.0.1:{port}", "--listen", "tcp/127.0.0.1:0"]
                 )
                 peers = ",".join(p for p in ids if p != me)
-                cmd = [sys.executable, __file__, "--node-id", me, *common, *endpoints]
-                if peers:
-                    cmd += ["--peer-id", peers]
+                cmd = [sys.executable, __file__, "--node-id", me, "--peer-id", peers]
+                cmd += [*common, *endpoints]
                 if i > 0 or args.quiet:
                     cmd.append("--quiet")
                 procs.append(subprocess.Popen(cmd, env=env))
@@ -361,8 +436,6 @@ def run_local(args: argparse.Namespace) -> int:
     if any(codes):
         failed = [f"{n} (exit {c})" for n, c in zip(ids, codes, strict=True) if c]
         raise DemoError(f"node(s) failed: {', '.join(failed)}")
-    if args.nodes == 1:
-        return 0
     summaries = [json.loads((out / f"{n}.json").read_text()) for n in ids]
     ref = simulate(default_brain(args.neurons, args.seed), args.steps)
     same = all(
@@ -425,6 +498,11 @@ def main(argv: list[str] | None = None) -> int:
     except DemoError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.code
+    except (ValueError, OSError, MemoryError) as e:
+        # Input the checks above did not foresee (a node id the communicator refuses, an
+        # --out that cannot be written, a network too large): one line, no traceback.
+        print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
+        return EXIT_RUN
     except KeyboardInterrupt:
         print("\nInterrupted", file=sys.stderr)
         return 130

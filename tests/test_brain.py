@@ -113,6 +113,48 @@ def test_nodes_in_threads_match_the_single_process_run(psk):
         assert all(c.stats()["decrypt_failures"] == 0 for c in comms)
 
 
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"steps": 60}, "steps is 60 there and 40 here"),
+        ({"neurons": 300}, "the number of neurons in region 'visual' is 300 there and 200"),
+        ({"seed": 5}, "seed is 5 there and 1 here"),
+    ],
+)
+def test_nodes_that_disagree_both_stop_at_the_start_barrier(psk, change, named):
+    """Every node checks, at the start barrier, that its peers run the same network, seed
+    and steps; each one raises naming the first difference, before any step."""
+    from evospikenet.errors import RunMismatchError
+
+    base = {"steps": 40, "neurons": 200, "seed": 1}
+    runs = {"n1": base, "n2": {**base, **change}}
+    with contextlib.ExitStack() as cleanup:
+        first = ZenohCommunicator("n1", ZenohConfig(listen=[LOOPBACK_ANY_PORT], psk=psk))
+        cfg = ZenohConfig(connect=first.locators, listen=[LOOPBACK_ANY_PORT], psk=psk)
+        comms = [cleanup.enter_context(first), cleanup.enter_context(ZenohCommunicator("n2", cfg))]
+        results: dict[str, object] = {}
+
+        def run(c: ZenohCommunicator) -> None:
+            r = runs[c.node_id]
+            net = default_brain(r["neurons"], seed=r["seed"])
+            try:
+                node = BrainNode(net, c, assign_regions(net, ["n1", "n2"]), timeout=30)
+                results[c.node_id] = node.run(r["steps"])
+            except Exception as e:  # checked below
+                results[c.node_id] = e
+
+        threads = [threading.Thread(target=run, args=(c,)) for c in comms]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    for node, r in results.items():
+        assert isinstance(r, RunMismatchError), (node, r)
+        assert isinstance(r, ValueError)
+    assert named in str(results["n1"])
+    assert "node 'n1' runs a different simulation" in str(results["n2"])
+
+
 # ----- the demo script -----
 
 
@@ -223,6 +265,53 @@ def test_demo_errors_are_one_line_with_an_exit_code():
     )  # fmt: skip
     assert r.returncode == 1 and "Traceback" not in r.err
     assert "node 'ghost'" in r.err and "did not appear" in r.err
+
+
+@pytest.mark.system
+def test_demo_nodes_that_disagree_on_neurons_both_stop_with_one_line():
+    (port,) = free_ports(1)
+    psk = os.urandom(32).hex()
+    args = ["--steps", "50", "--timeout", "60", "--mode", "psk", "--psk", psk]
+    with (
+        Proc(
+            [*DEMO, "--node-id", "node-1", "--peer-id", "node-2", "--neurons", "500",
+             "--listen", f"tcp/127.0.0.1:{port}", *args],
+        ) as p1,
+        Proc(
+            [*DEMO, "--node-id", "node-2", "--peer-id", "node-1", "--neurons", "1000",
+             "--connect", f"tcp/127.0.0.1:{port}", *args],
+        ) as p2,
+    ):  # fmt: skip
+        for p in (p1, p2):
+            p.wait(60)
+    for p in (p1, p2):
+        assert p.returncode == 1, p.output
+        assert "Traceback" not in p.err, p.output
+        errors = [line for line in p.err.splitlines() if line.startswith("error: ")]
+        assert len(errors) == 1 and "number of neurons in region" in errors[0], p.output
+        assert "--neurons" in errors[0]
+        assert "step 1/" not in p.out  # stopped before the first step
+
+
+def test_demo_local_node_counts_it_cannot_run_are_refused_in_one_line():
+    for n in ("1", "4", "0"):
+        r = demo("--local", "--nodes", n, timeout=60)
+        assert r.returncode == 2, r.output
+        assert r.err.strip().count("\n") == 0 and "Traceback" not in r.err, r.output
+        assert r.err.startswith(f"error: --nodes {n}: the brain has 3 regions"), r.output
+        assert "use --nodes 2 to 3" in r.err
+
+
+def test_demo_help_shows_the_defaults_and_never_the_key():
+    psk = os.urandom(32).hex()
+    r = demo("--help", timeout=60, env={**os.environ, "EVOSPIKENET_PSK": psk})
+    assert r.returncode == 0
+    text = " ".join(r.out.split())
+    for shown in ("--steps STEPS simulation steps (the same on every node) (default: 1000)",
+                  "(default: $EVOSPIKENET_PSK)", "--quiet", "(default: 60.0)", "(default: 0)",
+                  "(default: psk)", "(default: manual)", "(default: 3)"):  # fmt: skip
+        assert shown in text, shown
+    assert psk not in r.out
 
 
 @pytest.mark.system

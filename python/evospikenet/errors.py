@@ -28,6 +28,7 @@ __all__ = [
     "EvoSpikeNetError",
     "KeyExchangeError",
     "RemoteHandlerError",
+    "RunMismatchError",
     "TransportError",
 ]
 
@@ -45,10 +46,12 @@ class ConfigError(EvoSpikeNetError, ValueError):
 
 class KeyExchangeError(EvoSpikeNetError, ValueError):
     """A step of a DH key exchange failed: a malformed or unusable public key, no
-    pending exchange, an invalid peer id.
+    pending exchange, an invalid peer id. A failed step is also logged as ``ERROR Key
+    exchange failed: <reason>`` and counted in ``stats()["key_exchange_failures"]``.
 
-    It is also logged as ``ERROR Key exchange failed: <reason>`` and counted in
-    ``stats()["key_exchange_failures"]``; the message never holds key material.
+    ``publish`` raises it too when the publications held until a peer confirms a manual
+    exchange pass their limit (4096 messages or 64 MiB): the peer has not completed its
+    side. The message never holds key material.
     """
 
 
@@ -61,6 +64,14 @@ class RemoteHandlerError(EvoSpikeNetError, RuntimeError):
 
     The message names the service's node and the type of its exception, not the
     exception's text (which may hold details of that node).
+    """
+
+
+class RunMismatchError(EvoSpikeNetError, ValueError):
+    """Two brain nodes disagree on what to simulate: the network (region sizes, seed,
+    parameters), the number of steps or which node runs which region. Raised by
+    :meth:`evospikenet.brain.BrainNode.run` at the start barrier, on every node that
+    meets the disagreement; the message names the parameter and both values.
     """
 
 

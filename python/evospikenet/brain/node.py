@@ -19,6 +19,7 @@ requests it from its source node (``brain/resend/{node_id}``), which keeps its l
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from evospikenet.brain.network import _EMPTY, Network, Raster, RegionState, Spikes
+from evospikenet.errors import RunMismatchError
 from evospikenet.zenoh_comm import ZenohCommunicator
 
 log = logging.getLogger("evospikenet.brain")
@@ -174,7 +176,13 @@ class BrainNode:
             )
         self._sent: dict[tuple[str, str], dict[int, np.ndarray]] = {p: {} for p in self.outgoing}
         self._sent_lock = threading.Lock()
-        self._handles.append(comm.serve(f"brain/ready/{self.node_id}", lambda _d: "ready"))
+        # The start barrier: each node asks every peer with its run's description and
+        # gets the peer's back (None until the peer's run started); both sides compare.
+        self._run: dict | None = None
+        self._mismatch: str | None = None
+        self._early: dict[str, object] = {}  # peers that asked before our run started
+        self._ready_lock = threading.Lock()
+        self._handles.append(comm.serve(f"brain/ready/{self.node_id}", self._ready))
         self._handles.append(
             comm.serve(f"brain/resend/{self.node_id}", self._resend, serialize="numpy")
         )
@@ -189,20 +197,78 @@ class BrainNode:
             msg = self._sent.get(key, {}).get(step)
         return msg if msg is not None else np.zeros(0, dtype=np.uint32)
 
-    def wait_for_peers(self) -> None:
-        """The start barrier: every peer answers its ready request."""
+    def _ready(self, request) -> dict | None:
+        """A peer at the start barrier: note a disagreement, answer with our run."""
+        try:
+            peer, theirs = str(request["node"]), request["run"]
+        except (KeyError, TypeError):
+            return None
+        with self._ready_lock:
+            if self._mismatch is None and self._run is not None:
+                self._mismatch = _first_difference(self._run, theirs, peer)
+            elif self._run is None:
+                self._early[peer] = theirs
+            return self._run
+
+    def describe_run(self, steps: int) -> dict:
+        """What every node of one run must agree on: steps, seed, region sizes, a digest
+        of the whole network, and the region assignment."""
+        net = self.network
+        return {
+            "steps": int(steps),
+            "seed": int(net.seed),
+            "regions": [[r.name, int(r.n)] for r in net.regions],
+            "network": hashlib.sha256(repr(net).encode()).hexdigest()[:16],
+            "assignment": sorted(self.assignment.items()),
+        }
+
+    def wait_for_peers(self, steps: int | None = None) -> None:
+        """The start barrier: every peer answers, and runs what this node runs.
+
+        Raises:
+            RunMismatchError: a peer's network, seed, steps or assignment differs (the
+                peer raises it too).
+            TimeoutError: a peer did not answer within ``timeout``.
+        """
+        run = self.describe_run(steps if steps is not None else 0)
+        with self._ready_lock:
+            self._run = run
+            for peer, theirs in self._early.items():
+                self._mismatch = self._mismatch or _first_difference(run, theirs, peer)
         deadline = time.monotonic() + self.timeout
         for peer in self.peers:
-            left = deadline - time.monotonic()
-            try:
-                self.comm.request(f"brain/ready/{peer}", self.node_id, timeout=max(left, 0.1))
-            except TimeoutError:
-                regions = sorted(r for r, n in self.assignment.items() if n == peer)
-                raise TimeoutError(
-                    f"node {peer!r} (regions {', '.join(regions)}) did not appear within "
-                    f"{self.timeout:.0f} s: is it running, on the same network, with the "
-                    "same key?"
-                ) from None
+            while True:
+                self._raise_mismatch()
+                left = deadline - time.monotonic()
+                try:
+                    theirs = self.comm.request(
+                        f"brain/ready/{peer}",
+                        {"node": self.node_id, "run": run},
+                        timeout=max(min(left, 1.0), 0.1),
+                    )
+                except TimeoutError:
+                    theirs = None
+                if theirs is not None:
+                    with self._ready_lock:
+                        self._mismatch = self._mismatch or _first_difference(run, theirs, peer)
+                    self._raise_mismatch()
+                    break
+                if time.monotonic() >= deadline:
+                    regions = sorted(r for r, n in self.assignment.items() if n == peer)
+                    raise TimeoutError(
+                        f"node {peer!r} (regions {', '.join(regions)}) did not appear within "
+                        f"{self.timeout:.0f} s: is it running, on the same network, with the "
+                        "same key?"
+                    )
+                time.sleep(0.05)
+        # Peers that asked us and differ while we asked others: caught here.
+        self._raise_mismatch()
+
+    def _raise_mismatch(self) -> None:
+        with self._ready_lock:
+            why = self._mismatch
+        if why is not None:
+            raise RunMismatchError(why)
 
     def run(
         self,
@@ -210,8 +276,14 @@ class BrainNode:
         progress: Callable[[RunMetrics], None] | None = None,
         progress_every: float = 1.0,
     ) -> tuple[Raster, RunMetrics]:
-        """Simulate ``steps`` steps of the local regions; return their raster."""
-        self.wait_for_peers()
+        """Simulate ``steps`` steps of the local regions; return their raster.
+
+        Raises:
+            RunMismatchError: at the start barrier, a peer runs another network, seed,
+                number of steps or assignment.
+            TimeoutError: a peer did not appear, or stopped delivering spikes.
+        """
+        self.wait_for_peers(steps)
         net = self.network
         states = {name: RegionState(net, name) for name in self.local}
         history: dict[str, list[Spikes]] = {name: [] for name in self.local}
@@ -327,3 +399,37 @@ class BrainNode:
         for h in self._handles:
             h.undeclare()
         self._handles.clear()
+
+
+def _first_difference(mine: dict, theirs: object, peer: str) -> str | None:
+    """A one-line account of the first thing ``peer``'s run disagrees on, or None."""
+    if not isinstance(theirs, dict):
+        return f"node {peer!r} answered the start barrier with something unexpected"
+    rule = "(every node needs the same network, seed and steps)"
+
+    def differ(what: str, here: object, there: object) -> str:
+        return (
+            f"node {peer!r} runs a different simulation: {what} is {there} there and "
+            f"{here} here {rule}"
+        )
+
+    if theirs.get("steps") != mine["steps"]:
+        return differ("steps", mine["steps"], theirs.get("steps"))
+    if theirs.get("seed") != mine["seed"]:
+        return differ("seed", mine["seed"], theirs.get("seed"))
+    here = {str(k): v for k, v in mine["regions"]}
+    there = {str(k): v for k, v in theirs.get("regions") or []}
+    if list(there) != list(here):
+        return differ("the list of regions", list(here), list(there))
+    for name, n in here.items():
+        if there[name] != n:
+            return differ(f"the number of neurons in region {name!r}", n, there[name])
+    if theirs.get("network") != mine["network"]:
+        return f"node {peer!r} runs a different network: parameters or projections differ {rule}"
+    mine_a = [list(a) for a in mine["assignment"]]
+    if [list(a) for a in theirs.get("assignment") or []] != mine_a:
+        return (
+            f"node {peer!r} assigns the regions to nodes differently: "
+            f"{theirs.get('assignment')} there, {mine_a} here (the same node ids on every node?)"
+        )
+    return None
