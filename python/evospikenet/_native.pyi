@@ -128,17 +128,22 @@ class ZenohConfig:
         ``EVOSPIKENET_NAMESPACE`` and ``EVOSPIKENET_KEY_EXCHANGE``. Unset variables keep the
         defaults."""
     @property
-    def mode(self) -> str: ...
+    def mode(self) -> str:
+        """The Zenoh role: ``"peer"``, ``"client"`` or ``"router"``."""
     @property
-    def connect(self) -> list[str]: ...
+    def connect(self) -> list[str]:
+        """The endpoints to connect to (settable: a list or one endpoint string)."""
     @connect.setter
     def connect(self, value: list[str] | str) -> None: ...
     @property
-    def listen(self) -> list[str]: ...
+    def listen(self) -> list[str]:
+        """The endpoints to listen on (settable: a list or one endpoint string)."""
     @listen.setter
     def listen(self, value: list[str] | str) -> None: ...
     @property
-    def namespace(self) -> str: ...
+    def namespace(self) -> str:
+        """The prefix of every topic on the wire (a Zenoh key expression chunk, not a
+        network namespace)."""
     @property
     def encrypted(self) -> bool:
         """Whether a PSK is configured (the key itself cannot be read back)."""
@@ -149,11 +154,14 @@ class ZenohConfig:
     def node_id(self) -> str | None:
         """The node id read from ``NODE_ID`` by :meth:`from_env`."""
     @property
-    def multicast_scouting(self) -> bool: ...
+    def multicast_scouting(self) -> bool:
+        """Whether nodes are announced and discovered by UDP multicast (off by default)."""
     @property
-    def freshness_window(self) -> float: ...
+    def freshness_window(self) -> float:
+        """Seconds after which a received message is too old to be accepted."""
     @property
-    def key_exchange(self) -> str: ...
+    def key_exchange(self) -> str:
+        """``"manual"`` or ``"auto"`` (see the class documentation)."""
     @property
     def identity_fingerprint(self) -> str | None:
         """The fingerprint peers pin in ``trusted_peers`` (``None`` without identity_key)."""
@@ -161,9 +169,11 @@ class ZenohConfig:
     def trusted_peers(self) -> dict[str, str]:
         """The pinned peers, fingerprints in canonical ``XXXX XXXX ...`` form."""
     @property
-    def rekey_after_messages(self) -> int: ...
+    def rekey_after_messages(self) -> int:
+        """In DH mode, messages after which the node rekeys."""
     @property
-    def rekey_after_seconds(self) -> float: ...
+    def rekey_after_seconds(self) -> float:
+        """In DH mode, seconds after which the node rekeys."""
 
 def generate_identity_key() -> str:
     """A new random identity key (64 hex digits). Keep it secret, like a PSK."""
@@ -238,8 +248,10 @@ class MessageQueue(Handle):
         """
     def get_nowait(self) -> Any:
         """``get(block=False)``."""
-    def qsize(self) -> int: ...
-    def empty(self) -> bool: ...
+    def qsize(self) -> int:
+        """How many messages are waiting."""
+    def empty(self) -> bool:
+        """Whether no message is waiting."""
     def __len__(self) -> int: ...
     def __iter__(self) -> Iterator[Any]:
         """Iterate over messages as they arrive; ends when the queue is closed."""
@@ -279,13 +291,17 @@ class ZenohCommunicator(_ClosedByWith):
         cls, node_id: str | ZenohConfig | None = None, config: ZenohConfig | None = None
     ) -> Self: ...
     @property
-    def node_id(self) -> str: ...
+    def node_id(self) -> str:
+        """This node's id, the sender id its messages carry."""
     @property
-    def namespace(self) -> str: ...
+    def namespace(self) -> str:
+        """The prefix of every topic on the wire (from the config)."""
     @property
-    def encrypted(self) -> bool: ...
+    def encrypted(self) -> bool:
+        """Whether payloads are sealed: a PSK is configured or DH keys are in use."""
     @property
-    def closed(self) -> bool: ...
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called (or the ``with`` block ended)."""
     @property
     def locators(self) -> list[str]:
         """The endpoints this node listens on, with the real port when 0 was requested."""
@@ -320,7 +336,12 @@ class ZenohCommunicator(_ClosedByWith):
     def subscribe_queue(
         self, topic: str, maxsize: int = 10000, *, with_info: bool = False
     ) -> MessageQueue:
-        """Subscribe into a bounded :class:`MessageQueue` instead of a callback."""
+        """Subscribe into a bounded :class:`MessageQueue` instead of a callback.
+
+        Read it with ``get(timeout=...)`` or by iterating; with ``with_info=True`` each
+        item is ``(data, sender_node_id, topic)``. At most ``maxsize`` messages wait:
+        others are dropped and counted in ``stats()["dropped_queue_full"]``.
+        """
     def request(
         self, topic: str, data: Any, serialize: _Serializer = "json", timeout: float = 5.0
     ) -> Any:

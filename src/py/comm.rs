@@ -1,4 +1,7 @@
 //! `ZenohCommunicator` and its handles: the Python face of `comm::Communicator`.
+//!
+//! The `///` comments on what Python sees are its docstrings (`help()`), kept equal to
+//! the stub's (`_native.pyi`) by `tests/test_docstrings.py`.
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -25,7 +28,32 @@ use crate::py::errors::{self, invalid_type, invalid_value};
 use crate::py::handle::{PyHandle, PyMessageQueue, PyService, PySubscription};
 use crate::py::shutting_down;
 
-/// The encrypted communicator of one node. See `_native.pyi` for the documentation.
+/// The encrypted communicator of one node.
+///
+/// ``ZenohCommunicator(node_id, config)`` or ``ZenohCommunicator(config)``. Without a
+/// node id, ``NODE_ID`` is used, else a random ``node-xxxxxxxx``. Without a config,
+/// :meth:`ZenohConfig.from_env` is used.
+///
+/// With a PSK, every payload is sealed with AES-256-GCM under a key derived for this
+/// sender and this run (HKDF-SHA256), and every received message must authenticate and
+/// must not be a replay; failures are dropped, counted in :meth:`stats` and logged as
+/// ``WARNING Decryption failed for topic: <topic>`` on the ``evospikenet.zenoh_comm``
+/// logger (rate-limited). A node with a PSK never accepts plaintext; one without a PSK
+/// cannot read encrypted traffic.
+///
+/// Callbacks and serve handlers run one at a time on a dedicated thread of this
+/// communicator, never on Zenoh's network threads. Publishing is safe from any number of
+/// threads. Close with :meth:`close` or a ``with`` block.
+///
+/// Raises:
+///     evospikenet.errors.ConfigError: (a ``ValueError``) a malformed node id (1-64
+///         characters of letters, digits, ``-_.``).
+///     evospikenet.errors.TransportError: (a ``ConnectionError``) the Zenoh session could
+///         not be opened (e.g. a listen port in use).
+///
+/// Once closed, every method but :meth:`close`, :meth:`stats` and the properties
+/// ``node_id``, ``namespace`` and ``closed`` raises
+/// :class:`~evospikenet.errors.CommunicatorClosedError` (a ``RuntimeError``).
 #[pyclass(
     name = "ZenohCommunicator",
     module = "evospikenet.zenoh_comm",
@@ -171,34 +199,38 @@ impl PyZenohCommunicator {
         })
     }
 
+    /// This node's id, the sender id its messages carry.
     #[getter]
     fn node_id(&self) -> &str {
         &self.node_id
     }
 
+    /// The prefix of every topic on the wire (from the config).
     #[getter]
     fn namespace(&self) -> &str {
         &self.namespace
     }
 
+    /// Whether payloads are sealed: a PSK is configured or DH keys are in use.
     #[getter]
     fn encrypted(&self) -> PyResult<bool> {
         Ok(self.comm()?.is_encrypted())
     }
 
+    /// Whether :meth:`close` was called (or the ``with`` block ended).
     #[getter]
     fn closed(&self) -> bool {
         self.comm.read().is_none()
     }
 
-    /// The endpoints this node listens on, with real port numbers.
+    /// The endpoints this node listens on, with the real port when 0 was requested.
     #[getter]
     fn locators(&self, py: Python<'_>) -> PyResult<Vec<String>> {
         let comm = self.comm()?;
         Ok(crate::py::detach(py, || comm.locators()))
     }
 
-    /// Number of Zenoh peers and routers this node is connected to.
+    /// How many Zenoh peers and routers this node currently has a link to.
     fn connected_peers(&self, py: Python<'_>) -> PyResult<usize> {
         let comm = self.comm()?;
         Ok(crate::py::detach(py, || {
@@ -206,6 +238,20 @@ impl PyZenohCommunicator {
         }))
     }
 
+    /// Encrypt and publish ``data`` on ``topic`` (under the namespace).
+    ///
+    /// Serializers: ``"json"`` (dict, list, str, int, float, bool, None, and numpy
+    /// scalars), ``"raw"`` (bytes-like; bytes are sent without an extra copy) and
+    /// ``"numpy"`` (an ndarray of any numeric or bool dtype and any shape; received as an
+    /// ndarray of the same dtype and shape). Blocks (never drops) while the network is
+    /// congested.
+    ///
+    /// Raises:
+    ///     ValueError: unknown serializer, invalid topic (wildcards are for subscribing),
+    ///         non-finite floats in json.
+    ///     TypeError: data the serializer cannot encode.
+    ///     evospikenet.errors.CommunicatorClosedError: (a ``RuntimeError``) the
+    ///         communicator is closed.
     #[pyo3(signature = (topic, data, serialize = "json"))]
     fn publish(
         &self,
@@ -226,6 +272,12 @@ impl PyZenohCommunicator {
         .map_err(Into::into)
     }
 
+    /// Call ``callback(data)`` for each authentic message on ``topic``.
+    ///
+    /// ``topic`` may use Zenoh wildcards: ``*`` (one chunk) and ``**`` (any chunks). With
+    /// ``with_info=True`` the callback is called as ``callback(data, sender_node_id,
+    /// topic)``. An exception in the callback is logged with its traceback and counted in
+    /// ``stats()["dropped_by_callback_error"]``; the subscription keeps running.
     #[pyo3(signature = (topic, callback, *, with_info = false))]
     fn subscribe(
         &self,
@@ -247,6 +299,11 @@ impl PyZenohCommunicator {
         })
     }
 
+    /// Subscribe into a bounded :class:`MessageQueue` instead of a callback.
+    ///
+    /// Read it with ``get(timeout=...)`` or by iterating; with ``with_info=True`` each
+    /// item is ``(data, sender_node_id, topic)``. At most ``maxsize`` messages wait:
+    /// others are dropped and counted in ``stats()["dropped_queue_full"]``.
     #[pyo3(signature = (topic, maxsize = 10_000, *, with_info = false))]
     fn subscribe_queue(
         &self,
@@ -282,6 +339,16 @@ impl PyZenohCommunicator {
         PyHandle::create(py, queue, topic, sub, None, true)
     }
 
+    /// Send an encrypted request and return the first authentic reply's data.
+    ///
+    /// The request goes to every service on ``topic`` (its responder set); each takes it
+    /// once, and a copy replayed to any of them is refused.
+    ///
+    /// Raises:
+    ///     evospikenet.errors.DeadlineExceededError: (a ``TimeoutError``) no authentic
+    ///         reply within ``timeout`` seconds.
+    ///     evospikenet.errors.RemoteHandlerError: (a ``RuntimeError``) the service's
+    ///         handler raised (see :meth:`serve`).
     #[pyo3(signature = (topic, data, serialize = "json", timeout = 5.0))]
     fn request(
         &self,
@@ -310,6 +377,11 @@ impl PyZenohCommunicator {
         codec::decode(py, reply.format, reply.payload)
     }
 
+    /// Answer requests on ``topic`` with ``handler(data)``, encoded with ``serialize``.
+    ///
+    /// The reply is encrypted and bound to the request it answers. If the handler raises,
+    /// the error is logged with its traceback and the requester's :meth:`request` raises
+    /// :class:`~evospikenet.errors.RemoteHandlerError` naming the exception's type.
     #[pyo3(signature = (topic, handler, serialize = "json"))]
     fn serve(
         &self,
@@ -332,7 +404,13 @@ impl PyZenohCommunicator {
         })
     }
 
-    /// Start an X25519 exchange with `peer_id`; returns our 32-byte public key.
+    /// Start an X25519 exchange with ``peer_id``: returns our fresh 32-byte public key
+    /// to give to the peer (e.g. ``print(key.hex())``). Initiating again with the same
+    /// peer replaces the pending exchange.
+    ///
+    /// Raises:
+    ///     evospikenet.errors.KeyExchangeError: (a ``ValueError``) a malformed peer id, or
+    ///         this node's own id. Logged as ``ERROR Key exchange failed: <reason>``.
     fn initiate_key_exchange<'py>(
         &self,
         py: Python<'py>,
@@ -343,7 +421,23 @@ impl PyZenohCommunicator {
         Ok(pyo3::types::PyBytes::new(py, &public))
     }
 
-    /// Complete the pending exchange with the peer's public key (bytes or hex text).
+    /// Complete the pending exchange with the peer's public key: 32 bytes, or 64 hex
+    /// digits (spaces, ``:`` and line breaks are ignored). ``peer_id`` may be left out when
+    /// a single exchange is pending.
+    ///
+    /// Session keys come from HKDF-SHA256 over the X25519 secret and both node ids and
+    /// public keys (and the PSK, if configured). From now on this node is in DH mode: it
+    /// seals with its own sender key, hands it to the peer over the new channel (sent
+    /// again until acknowledged), and accepts no plaintext. Compare
+    /// :meth:`fingerprint` and :meth:`peer_fingerprint` with the peer's screen to rule
+    /// out a man in the middle.
+    ///
+    /// Raises:
+    ///     evospikenet.errors.KeyExchangeError: (a ``ValueError``) a malformed or unusable
+    ///         key (wrong length, not hex, a low-order point, our own key), nothing
+    ///         pending (never initiated, or completed already), several pending and no
+    ///         ``peer_id``. Logged as ``ERROR Key exchange failed: <reason>``, never with
+    ///         key material.
     #[pyo3(signature = (peer_public_key, peer_id = None))]
     fn complete_key_exchange(
         &self,
@@ -367,7 +461,10 @@ impl PyZenohCommunicator {
         Ok(())
     }
 
-    /// Fingerprint of our public key (for `peer_id`'s exchange, or the latest / identity).
+    /// The fingerprint of our public key in the exchange with ``peer_id`` (default:
+    /// our identity key if configured, else the latest exchange's key):
+    /// ``XXXX XXXX XXXX XXXX XXXX XXXX XXXX XXXX``, the first 128 bits of SHA-256 over a
+    /// label and the key. Both nodes print the same text for the same key.
     #[pyo3(signature = (peer_id = None))]
     fn fingerprint(&self, peer_id: Option<&str>) -> PyResult<String> {
         self.comm()?
@@ -376,7 +473,8 @@ impl PyZenohCommunicator {
             .map_err(Into::into)
     }
 
-    /// Fingerprint of the public key `peer_id` used in our exchange.
+    /// The fingerprint of the key ``peer_id`` used in our latest exchange (its identity
+    /// key when identity keys authenticated the exchange).
     fn peer_fingerprint(&self, peer_id: &str) -> PyResult<String> {
         self.comm()?
             .key_manager()
@@ -384,12 +482,15 @@ impl PyZenohCommunicator {
             .map_err(Into::into)
     }
 
-    /// Whether encrypted traffic flows both ways with `peer_id`.
+    /// Whether traffic flows encrypted both ways with ``peer_id``: the exchange is
+    /// complete on our side, the peer acknowledged our sender key and we hold its.
     fn session_established(&self, peer_id: &str) -> PyResult<bool> {
         Ok(self.comm()?.key_manager().session_established(peer_id))
     }
 
-    /// Block until `session_established(peer_id)`; `TimeoutError` naming it otherwise.
+    /// Block until :meth:`session_established`; otherwise raise
+    /// :class:`~evospikenet.errors.DeadlineExceededError` (a ``TimeoutError``) naming the
+    /// peer.
     #[pyo3(signature = (peer_id, timeout = 10.0))]
     fn wait_for_session(&self, py: Python<'_>, peer_id: &str, timeout: f64) -> PyResult<()> {
         let t = timeout_arg("timeout", Some(timeout))?.unwrap_or(Duration::ZERO);
@@ -398,18 +499,32 @@ impl PyZenohCommunicator {
             .map_err(Into::into)
     }
 
-    /// Peers with an established DH session.
+    /// Peers with an established session, sorted.
     fn session_peers(&self) -> PyResult<Vec<String>> {
         Ok(self.comm()?.key_manager().established_peers())
     }
 
-    /// New sender key and new exchanges with every peer; returns the peers rekeyed.
+    /// Draw a new sender key and run a new X25519 exchange with every peer (each
+    /// authenticated by the previous channel). The node seals with the new key once every
+    /// peer acknowledged it, or after 3 s for those that did not (they keep being sent it);
+    /// returns then, with the peers that acknowledged it. Receivers erase the old key
+    /// ``session_grace`` seconds after a message under the new one authenticated. Runs
+    /// automatically after ``rekey_after_seconds`` or ``rekey_after_messages``.
     fn rekey(&self, py: Python<'_>) -> PyResult<Vec<String>> {
         let comm = self.comm()?;
         crate::py::detach(py, || comm.key_manager().rekey()).map_err(Into::into)
     }
 
-    /// Switch to a new PSK; the old one stays valid for `grace_seconds` after the switch.
+    /// Rotate the pre-shared key. ``new_psk`` is accepted at once and sealed with after
+    /// ``seal_after`` seconds; the previous key stays accepted ``grace_seconds`` after that,
+    /// then is erased. Messages carry the 4-byte key id, so receivers pick the right key.
+    /// Nodes that all call ``rotate_psk`` within ``seal_after`` seconds of each other lose
+    /// no message. In DH mode the PSK authenticates new exchanges; sessions already
+    /// established carry on.
+    ///
+    /// Raises:
+    ///     evospikenet.errors.ConfigError: (a ``ValueError``) a malformed PSK.
+    ///     ValueError: a communicator without a PSK.
     #[pyo3(signature = (new_psk, grace_seconds = 30.0, *, seal_after = 0.0))]
     fn rotate_psk(
         &self,
@@ -426,7 +541,8 @@ impl PyZenohCommunicator {
             .map_err(Into::into)
     }
 
-    /// Counters since the communicator was opened.
+    /// The counters since the communicator was opened (see :class:`Stats`); still
+    /// readable after close.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);
         let comm = self.comm.read().clone();
@@ -450,6 +566,7 @@ impl PyZenohCommunicator {
         Ok(d)
     }
 
+    /// Close the Zenoh session and stop the callback thread. Idempotent.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
         if let Some(c) = self.comm.read().as_ref() {
             *self.last_stats.lock() = Some(c.stats().snapshot());

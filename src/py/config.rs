@@ -1,4 +1,7 @@
 //! `ZenohConfig`: the Python face of `config::Config`.
+//!
+//! The `///` comments on what Python sees are its docstrings (`help()`), kept equal to
+//! the stub's (`_native.pyi`) by `tests/test_docstrings.py`.
 
 use pyo3::prelude::*;
 use pyo3::types::{PyString, PyType};
@@ -13,7 +16,52 @@ use crate::crypto::keys::Psk;
 use crate::crypto::session::ReceiverPolicy;
 use crate::py::errors::{invalid_type, invalid_value};
 
-/// Configuration of a `ZenohCommunicator`. See the stub (`_native.pyi`) for the docs.
+/// Configuration of a :class:`ZenohCommunicator`.
+///
+/// Args:
+///     mode: Zenoh role: ``"peer"`` (default), ``"client"`` (talks through a router given in
+///         ``connect``) or ``"router"``.
+///     connect: Endpoints to connect to, e.g. ``["tcp/10.0.0.5:7447"]``.
+///     listen: Endpoints to listen on, e.g. ``["tcp/0.0.0.0:7447"]``; port 0 picks a free port
+///         (see :attr:`ZenohCommunicator.locators`).
+///     namespace: Prefix of every topic on the wire (default ``"evospikenet"``).
+///     psk: The pre-shared key: 64 hexadecimal characters (32 random bytes; surrounding
+///         whitespace tolerated) or 32 raw bytes. ``None`` sends plaintext (with a warning).
+///     multicast_scouting: Announce and discover nodes by UDP multicast. Off by default: it
+///         broadcasts on the real network.
+///     freshness_window: Seconds after which a message is too old to be accepted; also the
+///         bound on clock disagreement between nodes.
+///     session_grace: Seconds a restarted sender's previous session stays accepted; also
+///         how long a sender's previous DH-mode key stays usable after a rekey.
+///     key_exchange: DH mode. ``"manual"`` (default): exchanges happen only through
+///         :meth:`ZenohCommunicator.initiate_key_exchange` and
+///         :meth:`~ZenohCommunicator.complete_key_exchange`. ``"auto"``: the node enters
+///         DH mode at once and runs an authenticated X25519 exchange with every peer that
+///         appears (over ``{namespace}/security/key_exchange/``), authenticated by the PSK
+///         (mixed into the key derivation, as WireGuard's psk) and/or by ``trusted_peers``.
+///     identity_key: This node's long-term secret X25519 key, 64 hex digits (see
+///         :func:`generate_identity_key`); needed with ``trusted_peers``. Peers pin its
+///         :attr:`identity_fingerprint`.
+///     trusted_peers: ``{node_id: fingerprint}``: in ``"auto"`` mode only these peers, and
+///         only with the identity key of that fingerprint, complete an exchange.
+///     rekey_after_messages: In DH mode, draw a new sender key and run a new exchange with
+///         every peer after this many messages ...
+///     rekey_after_seconds: ... or this many seconds (WireGuard's REKEY_AFTER_TIME by
+///         default).
+///
+/// The defaults shown as ``...`` are the core's (``src/config.rs``); read them back from
+/// a default ``ZenohConfig()``.
+///
+/// With neither ``connect`` nor ``listen`` (peer mode), nodes on one machine meet on the
+/// loopback rendezvous ``tcp/127.0.0.1:7447``: the first one started listens there, the
+/// others connect to it, in any start order.
+///
+/// Raises:
+///     evospikenet.errors.ConfigError: (a ``ValueError``) a malformed PSK (the message says
+///         what is expected and never shows the value), an unknown mode, a malformed
+///         endpoint or namespace, ``"auto"`` without a PSK or ``trusted_peers``,
+///         ``trusted_peers`` without ``identity_key``, a malformed fingerprint.
+///     ValueError: a negative or non-finite number of seconds.
 #[pyclass(name = "ZenohConfig", module = "evospikenet.zenoh_comm")]
 #[derive(Clone)]
 pub struct PyZenohConfig {
@@ -109,7 +157,10 @@ impl PyZenohConfig {
         Ok(PyZenohConfig { inner })
     }
 
-    /// Read `EVOSPIKENET_PSK`, `NODE_ID`, `EVOSPIKENET_CONNECT`, `EVOSPIKENET_LISTEN`.
+    /// Build from ``EVOSPIKENET_PSK``, ``NODE_ID``, ``EVOSPIKENET_CONNECT`` and
+    /// ``EVOSPIKENET_LISTEN`` (comma-separated endpoints), ``EVOSPIKENET_MODE``,
+    /// ``EVOSPIKENET_NAMESPACE`` and ``EVOSPIKENET_KEY_EXCHANGE``. Unset variables keep the
+    /// defaults.
     #[classmethod]
     fn from_env(_cls: &Bound<'_, PyType>) -> PyResult<Self> {
         Ok(PyZenohConfig {
@@ -117,11 +168,13 @@ impl PyZenohConfig {
         })
     }
 
+    /// The Zenoh role: ``"peer"``, ``"client"`` or ``"router"``.
     #[getter]
     fn mode(&self) -> &'static str {
         self.inner.mode.as_str()
     }
 
+    /// The endpoints to connect to (settable: a list or one endpoint string).
     #[getter]
     fn connect(&self) -> Vec<String> {
         self.inner.connect.clone()
@@ -136,6 +189,7 @@ impl PyZenohConfig {
         Ok(())
     }
 
+    /// The endpoints to listen on (settable: a list or one endpoint string).
     #[getter]
     fn listen(&self) -> Vec<String> {
         self.inner.listen.clone()
@@ -150,58 +204,68 @@ impl PyZenohConfig {
         Ok(())
     }
 
+    /// The prefix of every topic on the wire (a Zenoh key expression chunk, not a
+    /// network namespace).
     #[getter]
     fn namespace(&self) -> &str {
         &self.inner.namespace
     }
 
-    /// Whether a PSK is set. The key itself cannot be read back.
+    /// Whether a PSK is configured (the key itself cannot be read back).
     #[getter]
     fn encrypted(&self) -> bool {
         self.inner.psk.is_some()
     }
 
+    /// Public 4-byte identifier of the PSK (hex), the same on every node with the same key.
     #[getter]
     fn key_id(&self) -> Option<String> {
         self.inner.psk.as_ref().map(|p| hex::encode(p.key_id().0))
     }
 
+    /// The node id read from ``NODE_ID`` by :meth:`from_env`.
     #[getter]
     fn node_id(&self) -> Option<String> {
         self.inner.node_id.clone()
     }
 
+    /// Whether nodes are announced and discovered by UDP multicast (off by default).
     #[getter]
     fn multicast_scouting(&self) -> bool {
         self.inner.multicast_scouting
     }
 
+    /// Seconds after which a received message is too old to be accepted.
     #[getter]
     fn freshness_window(&self) -> f64 {
         seconds(self.inner.policy.freshness_ms)
     }
 
+    /// ``"manual"`` or ``"auto"`` (see the class documentation).
     #[getter]
     fn key_exchange(&self) -> &'static str {
         self.inner.dh.key_exchange.as_str()
     }
 
-    /// The fingerprint peers pin for this node (`None` without an identity_key).
+    /// The fingerprint peers pin in ``trusted_peers`` (``None`` without identity_key).
     #[getter]
     fn identity_fingerprint(&self) -> Option<String> {
         self.inner.dh.identity.as_ref().map(|i| i.fingerprint())
     }
 
+    /// The pinned peers, fingerprints in canonical ``XXXX XXXX ...`` form.
     #[getter]
     fn trusted_peers(&self) -> std::collections::BTreeMap<String, String> {
         self.inner.dh.trusted_peers.iter().cloned().collect()
     }
 
+    /// In DH mode, messages after which the node rekeys.
     #[getter]
     fn rekey_after_messages(&self) -> u64 {
         self.inner.dh.rekey_after_messages
     }
 
+    /// In DH mode, seconds after which the node rekeys.
     #[getter]
     fn rekey_after_seconds(&self) -> f64 {
         seconds(self.inner.dh.rekey_after_ms)
@@ -245,15 +309,14 @@ fn seconds_to_ms(name: &str, s: f64) -> PyResult<u64> {
     Ok((s * 1000.0).round() as u64)
 }
 
-/// A new random identity key as 64 hex digits: keep it secret, give peers its
-/// fingerprint (`identity_fingerprint`).
+/// A new random identity key (64 hex digits). Keep it secret, like a PSK.
 #[pyfunction]
 fn generate_identity_key(py: Python<'_>) -> Bound<'_, PyString> {
     // Straight from the zeroizing hex into the Python string: no unwiped Rust copy.
     PyString::new(py, &IdentityKey::generate().secret_hex())
 }
 
-/// The fingerprint of the identity key `identity_key` (hex), to pin in trusted_peers.
+/// The fingerprint of ``identity_key``, for peers' ``trusted_peers``.
 #[pyfunction]
 fn identity_fingerprint(identity_key: &str) -> PyResult<String> {
     Ok(IdentityKey::from_hex(identity_key)?.fingerprint())

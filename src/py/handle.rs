@@ -2,6 +2,9 @@
 //! `Handle`, owns the declaration (any `comm::Handle`) and gives all three the same
 //! `topic`, `active`, `undeclare()`, `close()` and context-manager protocol; the
 //! subclasses add only what differs.
+//!
+//! The `///` comments on what Python sees are its docstrings (`help()`), kept equal to
+//! the stub's (`_native.pyi`) by `tests/test_docstrings.py`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -18,8 +21,13 @@ use crate::py::{codec, errors, shutting_down};
 /// Blocking waits are cut in slices this long, so Ctrl-C is seen between them.
 const WAIT_SLICE: Duration = Duration::from_millis(100);
 
-/// A declaration on the session, withdrawn by `undeclare()` / `close()` or with the
-/// communicator. See `_native.pyi` for the documentation.
+/// A declaration on the Zenoh session: the base class of :class:`Subscription`,
+/// :class:`Service` and :class:`MessageQueue`.
+///
+/// Active until :meth:`undeclare` (or :meth:`close`, or the end of a ``with`` block) or
+/// until its communicator closes; both are idempotent, and a closed handle never
+/// raises. Dropping a :class:`Subscription` or :class:`Service` keeps it running (the
+/// communicator holds it); dropping a :class:`MessageQueue` stops it.
 #[pyclass(name = "Handle", module = "evospikenet.zenoh_comm", subclass, frozen)]
 pub struct PyHandle {
     topic: String,
@@ -55,16 +63,19 @@ impl PyHandle {
 
 #[pymethods]
 impl PyHandle {
+    /// The topic (or key expression) it was declared on, without the namespace.
     #[getter]
     fn topic(&self) -> &str {
         &self.topic
     }
 
+    /// Whether it is still declared.
     #[getter]
     fn active(&self) -> bool {
         self.declared.is_active()
     }
 
+    /// Withdraw the declaration.
     fn undeclare(&self, py: Python<'_>) -> PyResult<()> {
         if let Some(d) = &self.delivering {
             d.store(false, Ordering::Release);
@@ -73,6 +84,7 @@ impl PyHandle {
         Ok(crate::py::detach(py, move || declared.undeclare())?)
     }
 
+    /// Same as :meth:`undeclare`.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
         self.undeclare(py)
     }
@@ -112,16 +124,23 @@ impl Drop for PyHandle {
     }
 }
 
-/// A callback subscription; undeclaring it also discards what is queued for the callback.
+/// A callback subscription returned by :meth:`ZenohCommunicator.subscribe`.
+///
+/// Undeclaring it also discards the messages still queued for the callback.
 #[pyclass(name = "Subscription", module = "evospikenet.zenoh_comm", extends = PyHandle, frozen)]
 pub struct PySubscription;
 
-/// A served topic.
+/// A served topic returned by :meth:`ZenohCommunicator.serve`; undeclared, it stops
+/// answering requests.
 #[pyclass(name = "Service", module = "evospikenet.zenoh_comm", extends = PyHandle, frozen)]
 pub struct PyService;
 
-/// A bounded queue of received messages: `get(timeout=None)` and iteration. Closing it
-/// stops the subscription; what is queued can still be read.
+/// A bounded queue of received messages, returned by
+/// :meth:`ZenohCommunicator.subscribe_queue`.
+///
+/// Messages arriving while the queue is full are dropped and counted in
+/// ``stats()["dropped_queue_full"]`` (and a rate-limited warning is logged). Closing
+/// it stops the subscription; messages already queued can still be read.
 #[pyclass(name = "MessageQueue", module = "evospikenet.zenoh_comm", extends = PyHandle, frozen)]
 pub struct PyMessageQueue {
     rx: Receiver<Message>,
@@ -178,8 +197,12 @@ impl PyMessageQueue {
 
 #[pymethods]
 impl PyMessageQueue {
-    /// Next message; blocks up to `timeout` seconds (forever if None), then raises
-    /// `queue.Empty`. With `block=False`, raises `queue.Empty` at once if none is waiting.
+    /// Return the next message's data (or ``(data, sender, topic)`` with ``with_info``).
+    ///
+    /// Blocks up to ``timeout`` seconds (forever if ``None``; Ctrl-C interrupts).
+    ///
+    /// Raises:
+    ///     queue.Empty: nothing arrived in time, or the queue was closed and is drained.
     #[pyo3(signature = (block = true, timeout = None))]
     fn get(slf: &Bound<'_, Self>, block: bool, timeout: Option<f64>) -> PyResult<Py<PyAny>> {
         let timeout = if block {
@@ -193,15 +216,17 @@ impl PyMessageQueue {
         }
     }
 
+    /// ``get(block=False)``.
     fn get_nowait(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
         Self::get(slf, false, None)
     }
 
-    /// Messages waiting.
+    /// How many messages are waiting.
     fn qsize(&self) -> usize {
         self.rx.len()
     }
 
+    /// Whether no message is waiting.
     fn empty(&self) -> bool {
         self.rx.is_empty()
     }

@@ -101,6 +101,7 @@ class Network:
         object.__setattr__(self, "_index", index)
 
     def region(self, name: str) -> Region:
+        """The region called ``name``; ``ValueError`` naming it if there is none."""
         try:
             return self.regions[self._index[name]]
         except KeyError:
@@ -108,6 +109,7 @@ class Network:
 
     @property
     def region_names(self) -> list[str]:
+        """The regions' names, in declaration order."""
         return [r.name for r in self.regions]
 
     def incoming(self, target: str) -> list[tuple[int, Projection]]:
@@ -116,6 +118,7 @@ class Network:
 
     @property
     def max_delay(self) -> int:
+        """The longest projection delay in steps (1 without projections)."""
         return max((p.delay for p in self.projections), default=1)
 
 

@@ -396,6 +396,8 @@ class BrainNode:
         time.sleep(0.2)  # let the last answers leave before the session closes
 
     def close(self) -> None:
+        """Withdraw this node's subscriptions and services; the communicator stays open
+        (it is the caller's)."""
         for h in self._handles:
             h.undeclare()
         self._handles.clear()

@@ -128,6 +128,7 @@ class ZenohBrainCommunicator(ZenohCommunicator):
         self._heartbeat.start()
 
     def close(self) -> None:
+        """Stop the heartbeats, then close the communicator."""
         self._stop.set()
         if self._heartbeat is not None and self._heartbeat is not threading.current_thread():
             self._heartbeat.join(timeout=5)
