@@ -16,7 +16,7 @@
 //! The digest covers the whole sealed message and its topic: a member knows the sender key,
 //! and GHASH is no hash for someone who knows it, so the GCM tag alone cannot be what is
 //! MACed. One hash per message, then one HMAC per recipient; a receiver checks only its
-//! own entry (measured against Ed25519 signatures: README, "Benchmarks").
+//! own entry (measured against Ed25519 signatures: docs/benchmarks.md).
 
 use std::mem::MaybeUninit;
 
