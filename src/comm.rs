@@ -14,14 +14,14 @@ use zenoh::query::{Query, Queryable};
 use zenoh::Wait;
 
 use crate::codec::Format;
-use crate::config::{validate_node_id, Config, KeyExchange};
+use crate::config::{validate_node_id, Config};
 use crate::crypto::envelope::Kind;
 use crate::crypto::group::GroupKeys;
 use crate::crypto::keys::Psk;
 use crate::crypto::session::{KeyRing, NodeHistory, Opened, Receiver, ReceiverPolicy, Sender};
 use crate::dh::KeyManager;
 use crate::error::{Error, Result};
-use crate::monitor::{escape_for_log, Monitor, Stats, LOG_TARGET};
+use crate::monitor::{escape_for_log, Monitor, Stats};
 use crate::outbox::Outbox;
 use crate::transport::{QueryOutcome, Transport};
 
@@ -139,6 +139,8 @@ impl Responder {
             size_hint,
             write,
         )?;
+        let topic = key.split_once('/').map_or(key.as_str(), |(_, t)| t);
+        self.monitor.check_plaintext(topic, &msg);
         Stats::add(&self.monitor.stats.bytes_sent, msg.len() as u64);
         Transport::reply(&self.query, msg)
     }
@@ -192,21 +194,11 @@ impl Communicator {
     pub fn open(node_id: &str, config: &Config) -> Result<Communicator> {
         validate_node_id(node_id)?;
         config.validate()?;
-        // Automatic DH mode without a PSK is authenticated by pinned identities: encrypted
-        // from the start. A manual node is in the clear until an exchange completes.
-        if config.psk.is_none() && config.dh.key_exchange != KeyExchange::Auto {
-            log::warn!(
-                target: LOG_TARGET,
-                "No PSK configured: traffic of node {node_id} is NOT encrypted or \
-                 authenticated until a DH key exchange completes (set EVOSPIKENET_PSK or \
-                 ZenohConfig(psk=...))"
-            );
-        }
         let keys = Arc::new(KeyRing::new(config.psk.clone()));
         let group = Arc::new(GroupKeys::new(config.policy.session_grace_ms));
         let transport = Arc::new(Transport::open(config)?);
         let sender = Arc::new(Sender::new(node_id, keys.clone()));
-        let monitor = Arc::new(Monitor::default());
+        let monitor = Arc::new(Monitor::for_node(node_id));
         let outbox = Arc::new(Outbox::default());
         let key_manager = KeyManager::start(
             node_id,
@@ -349,6 +341,7 @@ impl Communicator {
         let (msg, _, _) =
             self.sender
                 .seal(Kind::Publish, &key, b"", format as u8, size_hint, write)?;
+        self.monitor.check_plaintext(topic, &msg);
         let len = msg.len() as u64;
         self.transport.put(&key, msg)?;
         drop(in_order);
@@ -475,6 +468,7 @@ impl Communicator {
             let (msg, session_id, counter) =
                 self.sender
                     .seal(Kind::Request, &key, b"", format as u8, size_hint, &write)?;
+            self.monitor.check_plaintext(topic, &msg);
             Stats::add(&self.monitor.stats.bytes_sent, msg.len() as u64);
             let binding = request_binding(&self.node_id, &session_id, counter);
             let left = deadline.saturating_duration_since(std::time::Instant::now());

@@ -146,6 +146,9 @@ pub struct Monitor {
     decode: RateLimitedWarning,
     internal: RateLimitedWarning,
     no_key_warned: AtomicBool,
+    plaintext_warned: AtomicBool,
+    /// The node these counters are of (for its log lines).
+    node: String,
 }
 
 impl Default for Monitor {
@@ -159,11 +162,21 @@ impl Default for Monitor {
             decode: RateLimitedWarning::default(),
             internal: RateLimitedWarning::with_level(log::Level::Error),
             no_key_warned: AtomicBool::new(false),
+            plaintext_warned: AtomicBool::new(false),
+            node: String::new(),
         }
     }
 }
 
 impl Monitor {
+    /// The monitor of node `node`'s communicator.
+    pub fn for_node(node: &str) -> Monitor {
+        Monitor {
+            node: node.to_owned(),
+            ..Monitor::default()
+        }
+    }
+
     /// Count and report a message that did not pass `Receiver::open`. `wire` is the
     /// message as received: the warning names the sender it claims and the likely cause
     /// for its mode (only when a warning is due, so a flood costs no parsing).
@@ -212,6 +225,25 @@ impl Monitor {
                     )
                 });
             }
+        }
+    }
+
+    /// Warn, once per communicator, when `msg` (just sealed by this node for `topic`) leaves
+    /// in plaintext: no PSK is configured and no DH key exchange has completed. Said when
+    /// it happens, not at start-up, so a node that enters DH mode before sending anything
+    /// (the guide's manual exchange) is never told its traffic is unencrypted.
+    pub fn check_plaintext(&self, topic: &str, msg: &[u8]) {
+        if msg.get(1) == Some(&(Mode::Plain as u8))
+            && !self.plaintext_warned.swap(true, Ordering::Relaxed)
+        {
+            log::warn!(
+                target: LOG_TARGET,
+                "No PSK configured: traffic of node {} (here on topic {}) is NOT encrypted or \
+                 authenticated, as no DH key exchange has completed (set EVOSPIKENET_PSK or \
+                 ZenohConfig(psk=...))",
+                escape_for_log(&self.node),
+                escape_for_log(topic)
+            );
         }
     }
 

@@ -221,6 +221,8 @@ def test_the_guides_publish_right_after_complete_is_delivered_in_order(mesh, cap
     assert [d.get("i") for s, d in got_a if s == "node-1"] == [0, 1, 2]
     assert a.stats()["decrypt_failures"] == b.stats()["decrypt_failures"] == 0
     assert not [r for r in caplog.records if "Decryption failed" in r.getMessage()]
+    # Nothing was ever sent in the clear, so nothing claims it was.
+    assert not [r for r in caplog.records if "NOT encrypted" in r.getMessage()]
 
 
 def test_publications_held_for_a_peer_that_never_completes_are_bounded(mesh, caplog):

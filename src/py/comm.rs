@@ -432,6 +432,13 @@ impl PyZenohCommunicator {
     /// :meth:`fingerprint` and :meth:`peer_fingerprint` with the peer's screen to rule
     /// out a man in the middle.
     ///
+    /// It returns at once, while the peer may not have completed its side yet. From
+    /// here until the peer confirms the session (it holds our key, we hold its),
+    /// :meth:`publish` holds publications, in order, and sends them once it does: the
+    /// next ``publish`` reaches the peer. At most 4096 messages or 64 MiB are held;
+    /// past that ``publish`` raises :class:`~evospikenet.errors.KeyExchangeError`.
+    /// Requests are not held: call :meth:`wait_for_session` before :meth:`request`.
+    ///
     /// Raises:
     ///     evospikenet.errors.KeyExchangeError: (a ``ValueError``) a malformed or unusable
     ///         key (wrong length, not hex, a low-order point, our own key), nothing
