@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 
 import numpy as np
@@ -27,10 +26,10 @@ from evospikenet.brain import (
     simulate,
 )
 from evospikenet.zenoh_comm import ZenohCommunicator, ZenohConfig
-from support.comm import LOOPBACK_ANY_PORT, wait_until
+from support.comm import LOOPBACK_ANY_PORT, run_each_in_thread, wait_until
 from support.demo import DEMO_PATH
 from support.netns import private_loopback
-from support.procs import Proc, children_of, free_ports, run
+from support.procs import Proc, children_of, free_ports, run, running
 
 DEMO = [sys.executable, str(DEMO_PATH)]
 
@@ -39,6 +38,21 @@ def demo(*args: str, timeout: float = 180, **kw) -> Proc:
     """Run the demo script to completion (in a session of its own: cleanup ends any node it
     started too)."""
     return run([*DEMO, *args], timeout=timeout, **kw)
+
+
+def demo_pair(args1: list[str], args2: list[str], timeout: float) -> tuple[Proc, Proc]:
+    """Run node-1 (listening on a free loopback port) and node-2 (connecting to it), each
+    with its own extra flags, to completion."""
+    (port,) = free_ports(1)
+    ends = (["--listen", f"tcp/127.0.0.1:{port}"], ["--connect", f"tcp/127.0.0.1:{port}"])
+    with running() as procs:
+        for (me, peer), extra, endpoint in zip(
+            (("node-1", "node-2"), ("node-2", "node-1")), (args1, args2), ends, strict=True
+        ):
+            procs.append(Proc([*DEMO, "--node-id", me, "--peer-id", peer, *extra, *endpoint]))
+        for p in procs:
+            p.wait(timeout)
+    return procs[0], procs[1]
 
 
 def digest_of(output: str) -> str:
@@ -90,19 +104,9 @@ def test_nodes_in_threads_match_the_single_process_run(psk):
             cfg = ZenohConfig(connect=first.locators, listen=[LOOPBACK_ANY_PORT], psk=psk)
             comms.append(cleanup.enter_context(ZenohCommunicator(n, cfg)))
         assignment = assign_regions(net, [c.node_id for c in comms])
-        results: dict[str, object] = {}
-
-        def run(c: ZenohCommunicator) -> None:
-            try:
-                results[c.node_id] = BrainNode(net, c, assignment, timeout=30).run(120)
-            except Exception as e:  # reported below
-                results[c.node_id] = e
-
-        threads = [threading.Thread(target=run, args=(c,)) for c in comms]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(120)
+        results = run_each_in_thread(
+            comms, lambda c: BrainNode(net, c, assignment, timeout=30).run(120)
+        )
         merged = {}
         for node, r in results.items():
             assert not isinstance(r, Exception), (node, r)
@@ -132,22 +136,13 @@ def test_nodes_that_disagree_both_stop_at_the_start_barrier(psk, change, named):
         first = ZenohCommunicator("n1", ZenohConfig(listen=[LOOPBACK_ANY_PORT], psk=psk))
         cfg = ZenohConfig(connect=first.locators, listen=[LOOPBACK_ANY_PORT], psk=psk)
         comms = [cleanup.enter_context(first), cleanup.enter_context(ZenohCommunicator("n2", cfg))]
-        results: dict[str, object] = {}
 
-        def run(c: ZenohCommunicator) -> None:
+        def run(c: ZenohCommunicator) -> object:
             r = runs[c.node_id]
             net = default_brain(r["neurons"], seed=r["seed"])
-            try:
-                node = BrainNode(net, c, assign_regions(net, ["n1", "n2"]), timeout=30)
-                results[c.node_id] = node.run(r["steps"])
-            except Exception as e:  # checked below
-                results[c.node_id] = e
+            return BrainNode(net, c, assign_regions(net, ["n1", "n2"]), timeout=30).run(r["steps"])
 
-        threads = [threading.Thread(target=run, args=(c,)) for c in comms]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(60)
+        results = run_each_in_thread(comms, run, timeout=60)
     for node, r in results.items():
         assert isinstance(r, RunMismatchError), (node, r)
         assert isinstance(r, ValueError)
@@ -269,21 +264,9 @@ def test_demo_errors_are_one_line_with_an_exit_code():
 
 @pytest.mark.system
 def test_demo_nodes_that_disagree_on_neurons_both_stop_with_one_line():
-    (port,) = free_ports(1)
     psk = os.urandom(32).hex()
     args = ["--steps", "50", "--timeout", "60", "--mode", "psk", "--psk", psk]
-    with (
-        Proc(
-            [*DEMO, "--node-id", "node-1", "--peer-id", "node-2", "--neurons", "500",
-             "--listen", f"tcp/127.0.0.1:{port}", *args],
-        ) as p1,
-        Proc(
-            [*DEMO, "--node-id", "node-2", "--peer-id", "node-1", "--neurons", "1000",
-             "--connect", f"tcp/127.0.0.1:{port}", *args],
-        ) as p2,
-    ):  # fmt: skip
-        for p in (p1, p2):
-            p.wait(60)
+    p1, p2 = demo_pair(["--neurons", "500", *args], ["--neurons", "1000", *args], timeout=60)
     for p in (p1, p2):
         assert p.returncode == 1, p.output
         assert "Traceback" not in p.err, p.output
@@ -316,20 +299,10 @@ def test_demo_help_shows_the_defaults_and_never_the_key():
 
 @pytest.mark.system
 def test_demo_reports_mismatched_keys_as_decryption_failures():
-    (port,) = free_ports(1)
     args = ["--steps", "50", "--neurons", "200", "--timeout", "4", "--mode", "psk"]
-    with (
-        Proc(
-            [*DEMO, "--node-id", "node-1", "--peer-id", "node-2", "--psk", os.urandom(32).hex(),
-             "--listen", f"tcp/127.0.0.1:{port}", *args],
-        ) as p1,
-        Proc(
-            [*DEMO, "--node-id", "node-2", "--peer-id", "node-1", "--psk", os.urandom(32).hex(),
-             "--connect", f"tcp/127.0.0.1:{port}", *args],
-        ) as p2,
-    ):  # fmt: skip
-        for p in (p1, p2):
-            p.wait(60)
+    p1, p2 = demo_pair(
+        ["--psk", os.urandom(32).hex(), *args], ["--psk", os.urandom(32).hex(), *args], timeout=60
+    )
     for p in (p1, p2):
         assert p.returncode == 1, p.output
         assert "Traceback" not in p.err

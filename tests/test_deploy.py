@@ -21,16 +21,7 @@ from pathlib import Path
 import pytest
 from evospikenet.zenoh_comm import ZenohCommunicator, ZenohConfig
 from support.comm import LOOPBACK_ANY_PORT, new_psk, wait_until
-from support.demo import (
-    DEMO,
-    NEURONS,
-    NODE_TIMEOUT,
-    REPO,
-    SEED,
-    STEPS,
-    check_results,
-    require_demo,
-)
+from support.demo import DEMO, NODE_TIMEOUT, REPO, RUN_FLAGS, check_results, require_demo
 from support.procs import Proc, clean_env, router_argv, running, start_router
 
 COMPOSE = REPO / "docker-compose.yml"
@@ -118,9 +109,7 @@ def local_node_command(argv: Sequence[str], router_locator: str, out_dir: Path) 
             arg = LOOPBACK_ANY_PORT
         local.append(arg)
     for flag, value in (
-        ("--steps", str(STEPS)),
-        ("--neurons", str(NEURONS)),
-        ("--seed", str(SEED)),
+        *RUN_FLAGS.items(),
         ("--out", str(out_dir)),
         ("--timeout", "120"),
     ):
@@ -287,4 +276,4 @@ def test_compose_nodes_run_locally_and_match_single_process(tmp_path):
             proc.wait(NODE_TIMEOUT)
         assert router.stop() == 0, router.output
     assert sorted(nodes) == sorted(node for node, _ in NODE_SERVICES.values())
-    check_results(tmp_path, nodes, steps=STEPS, neurons=NEURONS, seed=SEED)
+    check_results(tmp_path, nodes)

@@ -2,7 +2,6 @@
 mode and a raw eclipse-zenoh participant on the same mesh, holding no key. Each test names
 the finding of the key-management review it covers."""
 
-import json
 import os
 import struct
 import threading
@@ -10,7 +9,7 @@ import time
 
 import pytest
 from evospikenet.zenoh_comm import ZenohCommunicator, ZenohConfig
-from support.comm import LOOPBACK_ANY_PORT, publish_until, wait_until
+from support.comm import LOOPBACK_ANY_PORT, RawZenoh, publish_until, wait_until
 
 LOGGER = "evospikenet.zenoh_comm"
 KEY_EXCHANGE = "evospikenet/security/key_exchange/"
@@ -22,17 +21,10 @@ class Exposed:
     every message between them."""
 
     def __init__(self, psk: str) -> None:
-        zenoh = pytest.importorskip("zenoh")
+        pytest.importorskip("zenoh")
         self.psk = psk
         self.nodes: list[ZenohCommunicator] = [self._node("node-1", [])]
-        conf = zenoh.Config()
-        conf.insert_json5("mode", '"peer"')
-        conf.insert_json5("connect/endpoints", json.dumps(self.nodes[0].locators))
-        conf.insert_json5("listen/endpoints", "[]")
-        conf.insert_json5("scouting/multicast/enabled", "false")
-        self.raw = zenoh.open(conf)
-        self.captured: list[tuple[str, bytes]] = []
-        self.keep: list = []
+        self.raw = RawZenoh(self.nodes[0].locators)
 
     def _node(self, node_id: str, connect: list[str]) -> ZenohCommunicator:
         cfg = ZenohConfig(
@@ -40,21 +32,15 @@ class Exposed:
         )
         return ZenohCommunicator(node_id, cfg)
 
-    def capture(self, key: str) -> None:
-        def on_sample(sample) -> None:
-            self.captured.append((str(sample.key_expr), sample.payload.to_bytes()))
-
-        self.keep.append(self.raw.declare_subscriber(key, on_sample))
-
-    def put(self, key: str, payload: bytes) -> None:
-        self.raw.put(key, payload)
-
     def pair(self):
         """node-2 joins; both must have a session within 5 s."""
         a = self.nodes[0]
         b = self._node("node-2", a.locators)
         self.nodes.append(b)
-        wait_until(lambda: len(list(self.raw.info.peers_zid())) == 2, what="the raw client to link")
+        wait_until(
+            lambda: len(list(self.raw.session.info.peers_zid())) == 2,
+            what="the raw client to link",
+        )
         a.wait_for_session("node-2", timeout=5)
         b.wait_for_session("node-1", timeout=5)
         return a, b
@@ -62,7 +48,6 @@ class Exposed:
     def close(self) -> None:
         for n in self.nodes:
             n.close()
-        self.keep.clear()
         self.raw.close()
 
 
@@ -141,11 +126,12 @@ def test_simultaneous_rekeys_thirty_times_keep_both_directions(mesh, psk):
 def test_a_silent_queryable_and_fake_presence_delay_no_exchange(exposed, psk):
     """Finding 2: a keyless participant answering nothing on the key-exchange key space,
     with 15 fake presence tokens, does not delay sessions (up within 5 s) or rekeys."""
-    raw = exposed.raw
+    raw = exposed.raw.session
     held: list = []
-    exposed.keep.append(raw.declare_queryable(f"{KEY_EXCHANGE}**", held.append))
-    exposed.keep.append(raw.declare_queryable("evospikenet/security/**", lambda q: None))
-    exposed.keep += [
+    keep = exposed.raw.declared
+    keep.append(raw.declare_queryable(f"{KEY_EXCHANGE}**", held.append))
+    keep.append(raw.declare_queryable("evospikenet/security/**", lambda q: None))
+    keep += [
         raw.liveliness().declare_token(f"evospikenet/security/nodes/fake-{i}") for i in range(15)
     ]
     a, b = exposed.pair()  # sessions within 5 s, or this raises
@@ -172,7 +158,7 @@ def test_keyless_forged_inits_during_rekeys_change_nothing(exposed, psk):
         while not stop.is_set():
             for sender, recipient in (("node-1", "node-2"), ("node-2", "node-1")):
                 for base in (None, os.urandom(16)):
-                    exposed.put(KEY_EXCHANGE + recipient, forged_init(sender, recipient, base))
+                    exposed.raw.put(KEY_EXCHANGE + recipient, forged_init(sender, recipient, base))
                     sent[0] += 1
             time.sleep(0.001)
 
@@ -193,17 +179,17 @@ def test_keyless_forged_inits_during_rekeys_change_nothing(exposed, psk):
 def test_replayed_key_exchange_messages_change_nothing(exposed, psk):
     """Finding 7 and the INIT replay rule: every key-exchange message captured during
     set-up and rekeys, replayed later, completes nothing; traffic and rekeys go on."""
-    exposed.capture(f"{KEY_EXCHANGE}**")
+    exposed.raw.capture(f"{KEY_EXCHANGE}**")
     a, b = exposed.pair()
     with_inboxes(a, b)
     a.rekey()
     b.rekey()
     both_ways(a, b, "before")
-    captured = list(exposed.captured)
+    captured = list(exposed.raw.captured)
     assert len(captured) >= 8
     before = (a.stats()["key_exchanges"], b.stats()["key_exchanges"])
     for key, payload in captured:
-        exposed.put(key, payload)
+        exposed.raw.put(key, payload)
     both_ways(a, b, "after-replay")
     assert (a.stats()["key_exchanges"], b.stats()["key_exchanges"]) == before
     assert a.rekey() == ["node-2"]

@@ -23,16 +23,7 @@ from itertools import chain
 
 import pytest
 from support.comm import new_psk
-from support.demo import (
-    DEMO,
-    NEURONS,
-    NODE_TIMEOUT,
-    REPO,
-    SEED,
-    STEPS,
-    check_results,
-    require_demo,
-)
+from support.demo import DEMO, NODE_TIMEOUT, REPO, RUN_FLAGS, check_results, require_demo
 from support.netns import ZENOH_PORT, star_network
 from support.procs import Proc, clean_env, running, start_router
 
@@ -156,9 +147,7 @@ def test_demo_nodes_in_separate_namespaces_match_single_process(tmp_path):
                     "--peer-id": ",".join(n for n in node_ids if n != node),
                     "--mode": "psk",
                     "--connect": f"tcp/{star.router_address(i)}:{ZENOH_PORT}",
-                    "--steps": str(STEPS),
-                    "--neurons": str(NEURONS),
-                    "--seed": str(SEED),
+                    **RUN_FLAGS,
                     "--out": str(tmp_path),
                     "--timeout": "120",
                 }
@@ -168,4 +157,4 @@ def test_demo_nodes_in_separate_namespaces_match_single_process(tmp_path):
             for proc in nodes.values():
                 proc.wait(NODE_TIMEOUT)
             assert router.stop() == 0, router.output
-    check_results(tmp_path, nodes, steps=STEPS, neurons=NEURONS, seed=SEED)
+    check_results(tmp_path, nodes)

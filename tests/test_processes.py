@@ -11,7 +11,7 @@ import pytest
 from evospikenet.zenoh_comm import ZenohCommunicator, ZenohConfig
 from support.comm import publish_until, wait_until
 from support.netns import private_loopback
-from support.procs import Proc, run
+from support.procs import Proc, close_inputs_and_expect_success, run, running
 
 pytestmark = pytest.mark.system
 
@@ -91,16 +91,10 @@ def test_guide_snippet_two_processes_default_config(tmp_path, psk):
             me: Proc([*netns, sys.executable, str(script), me], env=env, stdin=subprocess.PIPE)
             for me in ("node-1", "node-2")
         }
-        try:
+        with running(*procs.values()):
             for me, other in (("node-1", "node-2"), ("node-2", "node-1")):
                 procs[me].wait_for_line(f"{{'data': 'secret', 'from': '{other}'}}")
-            for p in procs.values():
-                p.close_stdin()
-            for p in procs.values():
-                assert p.wait(30) == 0, p.output
-        finally:
-            for p in procs.values():
-                p.kill()
+            close_inputs_and_expect_success(procs.values())
 
 
 @pytest.mark.parametrize("close", [True, False])

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import secrets
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import pytest
 from evospikenet.zenoh_comm import ZenohCommunicator, ZenohConfig
@@ -96,16 +97,41 @@ class RawZenoh:
         conf.insert_json5("scouting/multicast/enabled", "false")
         self.session = zenoh.open(conf)
         self.captured: list[tuple[str, bytes]] = []
-        self._subs = []
+        #: Declarations kept alive until close (subscribers, queryables, tokens).
+        self.declared: list = []
 
     def capture(self, key: str) -> None:
         def on_sample(sample) -> None:
             self.captured.append((str(sample.key_expr), sample.payload.to_bytes()))
 
-        self._subs.append(self.session.declare_subscriber(key, on_sample))
+        self.declared.append(self.session.declare_subscriber(key, on_sample))
 
     def put(self, key: str, payload: bytes) -> None:
         self.session.put(key, payload)
 
     def close(self) -> None:
+        self.declared.clear()
         self.session.close()
+
+
+def run_each_in_thread(
+    comms: Sequence[ZenohCommunicator],
+    work: Callable[[ZenohCommunicator], object],
+    timeout: float = 120.0,
+) -> dict[str, object]:
+    """``work(comm)`` for every communicator at once, each in a thread of its own; by
+    node id, what it returned or the exception it raised."""
+    results: dict[str, object] = {}
+
+    def run(c: ZenohCommunicator) -> None:
+        try:
+            results[c.node_id] = work(c)
+        except Exception as e:  # the caller checks
+            results[c.node_id] = e
+
+    threads = [threading.Thread(target=run, args=(c,)) for c in comms]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+    return results

@@ -21,6 +21,8 @@ DIGEST_LINE = re.compile(r"^raster digest: ([0-9a-f]{64})$", re.MULTILINE)
 STEPS, NEURONS, SEED = 25, 300, 11
 # Seconds a node may take for the whole run, start-up and start barrier included.
 NODE_TIMEOUT = 180
+# The demo's flags for that run (every node gets the same).
+RUN_FLAGS = {"--steps": str(STEPS), "--neurons": str(NEURONS), "--seed": str(SEED)}
 
 
 def require_demo() -> None:
@@ -38,9 +40,9 @@ def check_results(
     out_dir: Path,
     procs: Mapping[str, Proc],
     *,
-    steps: int,
-    neurons: int,
-    seed: int,
+    steps: int = STEPS,
+    neurons: int = NEURONS,
+    seed: int = SEED,
 ) -> None:
     """Every node (``procs`` by node id) exited 0, printed the digest of its own regions and
     wrote ``<node-id>.json`` whose per-region digests equal a single-process simulation."""

@@ -14,7 +14,7 @@ import sys
 import sysconfig
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -192,6 +192,15 @@ def running(*procs: Proc) -> Iterator[list[Proc]]:
     finally:
         for p in reversed(started):
             p.kill()
+
+
+def close_inputs_and_expect_success(procs: Iterable[Proc], timeout: float = 30.0) -> None:
+    """Close every process's stdin (its signal to finish), then each must exit 0."""
+    procs = list(procs)
+    for p in procs:
+        p.close_stdin()
+    for p in procs:
+        assert p.wait(timeout) == 0, p.output
 
 
 def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
