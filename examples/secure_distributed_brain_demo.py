@@ -71,15 +71,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         epilog="Examples and the multi-machine set-up: see the module docstring or the README.",
         formatter_class=_ShowDefaults,
     )
+
+    def repeatable(flag: str, **kw) -> None:
+        ap.add_argument(flag, action="append", default=[], **kw)
+
     # Defaults read from the environment are resolved after parsing: --help must never
     # print a key.
     ap.add_argument("--node-id", help="this node's id (default: $NODE_ID)")
-    ap.add_argument(
-        "--peer-id",
-        action="append",
-        default=[],
-        help="a peer's node id; repeat or separate with commas (default: none)",
-    )
+    repeatable("--peer-id", help="a peer's node id; repeat or separate with commas (default: none)")
     ap.add_argument("--psk", help="pre-shared key, 64 hex characters (default: $EVOSPIKENET_PSK)")
     ap.add_argument(
         "--mode",
@@ -94,38 +93,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="DH mode: paste public keys (manual), or exchange them automatically, "
         "authenticated by the PSK (auto)",
     )
-    ap.add_argument(
+    repeatable(
         "--peer-public-key",
-        action="append",
-        default=[],
         metavar="HEX",
         help="DH mode: the peer's public key (one per peer, in --peer-id order) instead of "
         "reading it from stdin",
     )
-    ap.add_argument(
-        "--steps", type=int, default=1000, help="simulation steps (the same on every node)"
-    )
-    ap.add_argument(
-        "--neurons",
-        type=int,
-        default=1000,
-        help="neurons per region (the same on every node)",
-    )
-    ap.add_argument(
-        "--seed", type=int, default=0, help="seed of the network (the same on every node)"
-    )
-    ap.add_argument(
+    # What every node of one run must agree on (checked at the start barrier).
+    for flag, default, what in (
+        ("--steps", 1000, "simulation steps"),
+        ("--neurons", 1000, "neurons per region"),
+        ("--seed", 0, "seed of the network"),
+    ):
+        ap.add_argument(flag, type=int, default=default, help=f"{what} (the same on every node)")
+    repeatable(
         "--connect",
-        action="append",
-        default=[],
         metavar="ENDPOINT",
         help="Zenoh endpoint to connect to, e.g. tcp/10.0.0.5:7447 (repeatable; "
         "default: the loopback rendezvous tcp/127.0.0.1:7447)",
     )
-    ap.add_argument(
+    repeatable(
         "--listen",
-        action="append",
-        default=[],
         metavar="ENDPOINT",
         help="Zenoh endpoint to listen on (repeatable; default: none, or the loopback "
         "rendezvous when it is free)",

@@ -2,10 +2,9 @@
 
 mod common;
 
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{connector, listener, psk, publish_until_received, stat, PSK};
+use common::{connector, listener, psk, publish_until_received, stat, subscribe, PSK};
 use evospikenet::codec::Format;
 use evospikenet::comm::Communicator;
 use evospikenet::config::Config;
@@ -22,12 +21,7 @@ fn with_psk(hex: Option<&str>) -> Config {
 fn encrypted_publish_subscribe_and_wrong_key() {
     let (a, locator) = listener("listener", with_psk(Some(PSK)));
     let b = connector("node-b", &locator, false, with_psk(Some(PSK)));
-    let (tx, rx) = mpsc::channel();
-    let _sub = a
-        .subscribe("spikes/**", move |m| {
-            let _ = tx.send(m);
-        })
-        .unwrap();
+    let rx = subscribe(&a, "spikes/**");
     let m = publish_until_received(&b, &rx, "spikes/v1/m1", b"\x01\x02\x03");
     assert_eq!(m.sender, "node-b");
     assert_eq!(m.topic, "spikes/v1/m1");
@@ -129,12 +123,7 @@ fn topics_are_validated_and_close_is_idempotent() {
 #[test]
 fn a_node_receives_its_own_publications() {
     let (a, _) = listener("listener", with_psk(Some(PSK)));
-    let (tx, rx) = mpsc::channel();
-    let _sub = a
-        .subscribe("self/t", move |m| {
-            let _ = tx.send(m);
-        })
-        .unwrap();
+    let rx = subscribe(&a, "self/t");
     let m = publish_until_received(&a, &rx, "self/t", b"me");
     assert_eq!(m.sender, "listener");
 }
@@ -170,12 +159,7 @@ fn a_client_started_shortly_before_its_router_waits_for_it() {
     let early = client("early").unwrap();
     let router = router.join().unwrap();
     let late = client("late").unwrap();
-    let (tx, rx) = mpsc::channel();
-    let _sub = late
-        .subscribe("via/router", move |m| {
-            let _ = tx.send(m);
-        })
-        .unwrap();
+    let rx = subscribe(&late, "via/router");
     let m = publish_until_received(&early, &rx, "via/router", b"relayed");
     assert_eq!(
         (m.sender.as_str(), &m.payload[..]),
