@@ -12,6 +12,7 @@ KINDS = [
     (errors.RemoteHandlerError, RuntimeError),
     (errors.DeadlineExceededError, TimeoutError),
     (errors.TransportError, ConnectionError),
+    (errors.RunMismatchError, ValueError),
 ]
 
 
