@@ -15,7 +15,7 @@
 
 use super::error::{check_len, KernelError};
 use super::param::Param;
-use super::population::{Population, BLOCK};
+use super::population::{split_fields, Population, SplitAt, BLOCK};
 
 /// The scalar parameters of the Izhikevich neuron.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -65,6 +65,12 @@ pub struct Abcd<'a> {
     pub c: Param<'a>,
     /// Increment of the recovery variable at a spike.
     pub d: Param<'a>,
+}
+
+impl SplitAt for Abcd<'_> {
+    fn split_at(self, mid: usize) -> (Self, Self) {
+        split_fields!(self, mid, keep [], cut [a, b, c, d])
+    }
 }
 
 impl Default for Abcd<'_> {
@@ -166,39 +172,7 @@ impl Population for IzhikevichPopulation<'_> {
     }
 
     fn split_at(self, mid: usize) -> (Self, Self) {
-        let (va, vb) = self.v.split_at_mut(mid);
-        let (ua, ub) = self.u.split_at_mut(mid);
-        let (ia, ib) = self.i_in.split_at(mid);
-        let (aa, ab) = self.abcd.a.split_at(mid);
-        let (ba, bb) = self.abcd.b.split_at(mid);
-        let (ca, cb) = self.abcd.c.split_at(mid);
-        let (da, db) = self.abcd.d.split_at(mid);
-        (
-            Self {
-                p: self.p,
-                v: va,
-                u: ua,
-                i_in: ia,
-                abcd: Abcd {
-                    a: aa,
-                    b: ba,
-                    c: ca,
-                    d: da,
-                },
-            },
-            Self {
-                p: self.p,
-                v: vb,
-                u: ub,
-                i_in: ib,
-                abcd: Abcd {
-                    a: ab,
-                    b: bb,
-                    c: cb,
-                    d: db,
-                },
-            },
-        )
+        split_fields!(self, mid, keep [p], cut [v, u, i_in, abcd])
     }
 
     fn step(self, spikes: &mut [bool]) {

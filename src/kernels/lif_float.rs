@@ -18,7 +18,7 @@
 
 use super::error::{check_len, KernelError};
 use super::param::Param;
-use super::population::{Population, BLOCK};
+use super::population::{split_fields, Population, BLOCK};
 
 /// Physical parameters, in NEST's units (ms, mV, pF, pA). The defaults are those of
 /// NEST's `iaf_psc_exp` at a resolution of 0.1 ms.
@@ -225,26 +225,7 @@ impl Population for LifFloatPopulation<'_> {
     }
 
     fn split_at(self, mid: usize) -> (Self, Self) {
-        let (va, vb) = self.v.split_at_mut(mid);
-        let (ia, ib) = self.i_syn.split_at_mut(mid);
-        let (ra, rb) = self.refractory.split_at_mut(mid);
-        let (xa, xb) = self.i_in.split_at(mid);
-        (
-            Self {
-                p: self.p,
-                v: va,
-                i_syn: ia,
-                refractory: ra,
-                i_in: xa,
-            },
-            Self {
-                p: self.p,
-                v: vb,
-                i_syn: ib,
-                refractory: rb,
-                i_in: xb,
-            },
-        )
+        split_fields!(self, mid, keep [p], cut [v, i_syn, refractory, i_in])
     }
 
     fn step(self, spikes: &mut [bool]) {

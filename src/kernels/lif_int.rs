@@ -15,7 +15,7 @@
 //! towards zero instead). `v * leak` cannot overflow: both factors are `i16`.
 
 use super::error::{check_len, KernelError};
-use super::population::Population;
+use super::population::{split_fields, Population};
 
 /// Parameters of the integer LIF neuron. The defaults are `LIFNeuronLayer`'s.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -189,20 +189,7 @@ impl<I: Current> Population for LifIntPopulation<'_, I> {
     }
 
     fn split_at(self, mid: usize) -> (Self, Self) {
-        let (va, vb) = self.v.split_at_mut(mid);
-        let (ia, ib) = self.i_syn.split_at(mid);
-        (
-            Self {
-                params: self.params,
-                v: va,
-                i_syn: ia,
-            },
-            Self {
-                params: self.params,
-                v: vb,
-                i_syn: ib,
-            },
-        )
+        split_fields!(self, mid, keep [params], cut [v, i_syn])
     }
 
     fn step(self, spikes: &mut [bool]) {

@@ -1,7 +1,7 @@
 //! A per-neuron parameter that is either one value for the whole population or an array.
 
 use super::error::{check_len, KernelError};
-use super::population::BLOCK;
+use super::population::{SplitAt, BLOCK};
 
 /// A neuron parameter (or an input current): a scalar shared by all neurons, or one
 /// value per neuron.
@@ -27,16 +27,6 @@ impl<'a> Param<'a> {
         }
     }
 
-    pub(crate) fn split_at(self, mid: usize) -> (Self, Self) {
-        match self {
-            Self::Scalar(x) => (Self::Scalar(x), Self::Scalar(x)),
-            Self::PerNeuron(s) => {
-                let (a, b) = s.split_at(mid);
-                (Self::PerNeuron(a), Self::PerNeuron(b))
-            }
-        }
-    }
-
     /// The block-sized buffer a scalar reads from (unused for arrays).
     pub(crate) fn block_buffer(&self) -> [f32; BLOCK] {
         match self {
@@ -58,6 +48,18 @@ impl<'a> Param<'a> {
         match self {
             Self::Scalar(_) => &buffer[..len],
             Self::PerNeuron(s) => &s[start..start + len],
+        }
+    }
+}
+
+impl SplitAt for Param<'_> {
+    fn split_at(self, mid: usize) -> (Self, Self) {
+        match self {
+            Self::Scalar(x) => (Self::Scalar(x), Self::Scalar(x)),
+            Self::PerNeuron(s) => {
+                let (a, b) = s.split_at(mid);
+                (Self::PerNeuron(a), Self::PerNeuron(b))
+            }
         }
     }
 }

@@ -55,6 +55,38 @@ pub trait Population: Sized + Send {
     fn step(self, spikes: &mut [bool]);
 }
 
+/// A per-neuron part of a population: cut at a neuron into the parts before and after.
+pub(crate) trait SplitAt: Sized {
+    fn split_at(self, mid: usize) -> (Self, Self);
+}
+
+impl<T> SplitAt for &mut [T] {
+    fn split_at(self, mid: usize) -> (Self, Self) {
+        self.split_at_mut(mid)
+    }
+}
+
+impl<T> SplitAt for &[T] {
+    fn split_at(self, mid: usize) -> (Self, Self) {
+        <[T]>::split_at(self, mid)
+    }
+}
+
+/// `Self`'s halves at neuron `$mid`: the `keep` fields (parameters, `Copy`) go to both
+/// halves as they are, the `cut` fields ([`SplitAt`]) are cut. The body of
+/// [`Population::split_at`] for a struct of per-neuron arrays.
+macro_rules! split_fields {
+    ($this:expr, $mid:expr, keep [$($keep:ident),*], cut [$($cut:ident),*]) => {{
+        let this = $this;
+        $(let $cut = $crate::kernels::population::SplitAt::split_at(this.$cut, $mid);)*
+        (
+            Self { $($keep: this.$keep,)* $($cut: $cut.0,)* },
+            Self { $($keep: this.$keep,)* $($cut: $cut.1,)* },
+        )
+    }};
+}
+pub(crate) use split_fields;
+
 /// Steps `pop` once, writing the spike mask into `spikes` (one bool per neuron), using
 /// up to `threads` threads of rayon's global pool.
 pub fn step_mask<P: Population>(
