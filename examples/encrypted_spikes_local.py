@@ -37,7 +37,7 @@ def run_region(name: str, peer: str, psk: str, steps: int, n: int, seed: int, re
         for step in range(steps):
             i_syn = rng.integers(0, 180, n, dtype=np.int32)
             kernels.propagate(incoming, weights, i_syn)
-            spikes = kernels.lif_step_indices(v, i_syn)
+            spikes = kernels.lif_step(v, i_syn, spikes="indices")
             total += spikes.size
             # Step number first, then the spike indices: one small message per step.
             comm.publish(

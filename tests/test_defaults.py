@@ -25,9 +25,8 @@ def test_every_kernel_parameter_has_its_default_from_the_core():
     assert d["izhikevich"] == {
         f.name: f.default for f in dataclasses.fields(kernels.IzhikevichParams)
     }
-    for step in (kernels.lif_step, kernels.lif_step_indices):
-        params = inspect.signature(step).parameters
-        assert {k: params[k].default for k in d["lif_int"]} == d["lif_int"]
+    params = inspect.signature(kernels.lif_step).parameters
+    assert {k: params[k].default for k in d["lif_int"]} == d["lif_int"]
 
 
 def test_kernel_defaults_are_the_published_values():

@@ -120,8 +120,8 @@ def test_lif_int_matches_reference_bit_for_bit(data, n, leak, threshold, reset, 
     assert s.dtype == np.bool_
 
     v = v0.copy()
-    idx = kernels.lif_step_indices(
-        v, i_syn, leak=leak, threshold=threshold, reset=reset, threads=threads
+    idx = kernels.lif_step(
+        v, i_syn, leak=leak, threshold=threshold, reset=reset, spikes="indices", threads=threads
     )
     assert idx.dtype == np.uint32
     np.testing.assert_array_equal(idx, np.flatnonzero(want_s))
@@ -166,24 +166,117 @@ def test_index_forms_fill_a_reused_buffer():
     buf = np.full(n + 3, 7, np.uint32)
     for threads in (1, 2):
         v = v0.copy()
-        got = kernels.lif_step_indices(v, i_syn, out=buf, threads=threads)
+        got = kernels.lif_step(v, i_syn, spikes="indices", out=buf, threads=threads)
         want_v, want_s = lif_int_ref(v0, i_syn)
         assert np.shares_memory(got, buf)
         np.testing.assert_array_equal(got, np.flatnonzero(want_s))
         np.testing.assert_array_equal(v, want_v)
         assert list(buf[n:]) == [7, 7, 7]
     vf = np.full(4, -54.0, np.float32)
-    got = kernels.lif_float_step_indices(
-        vf, np.zeros(4, np.float32), np.zeros(4, np.int32), out=buf
+    got = kernels.lif_float_step(
+        vf, np.zeros(4, np.float32), np.zeros(4, np.int32), spikes="indices", out=buf
     )
     np.testing.assert_array_equal(got, [0, 1, 2, 3])
     vi = np.array([29.9, -65.0], np.float32)
-    got = kernels.izhikevich_step_indices(vi, np.zeros(2, np.float32), 10.0, out=buf[:2])
+    got = kernels.izhikevich_step(vi, np.zeros(2, np.float32), 10.0, spikes="indices", out=buf[:2])
     np.testing.assert_array_equal(got, [0])
     with pytest.raises(ValueError, match=r"^out: expected at least 4 entries, got 3"):
-        kernels.lif_step_indices(np.zeros(4, np.int16), np.zeros(4, np.int16), out=buf[:3])
+        kernels.lif_step(
+            np.zeros(4, np.int16), np.zeros(4, np.int16), spikes="indices", out=buf[:3]
+        )
     with pytest.raises(TypeError, match=r"^out: .*uint32.*float64"):
-        kernels.lif_step_indices(np.zeros(4, np.int16), np.zeros(4, np.int16), out=np.zeros(4))
+        kernels.lif_step(
+            np.zeros(4, np.int16), np.zeros(4, np.int16), spikes="indices", out=np.zeros(4)
+        )
+
+
+# --- spike forms: one step function per model, spikes="mask" or "indices" ----------------
+
+
+def _populations(n, seed):
+    """(model, step function, fresh state) of each model, with about a tenth spiking."""
+    rng = np.random.default_rng(seed)
+    v16 = rng.integers(0, 1100, n).astype(np.int16)
+    i16 = rng.integers(0, 300, n).astype(np.int16)
+    vf = rng.uniform(-75, -54, n).astype(np.float32)
+    i_f = rng.uniform(-500, 1500, n).astype(np.float32)
+    refr = rng.integers(-1, 3, n).astype(np.int32)
+    vi = rng.uniform(-70, 31, n).astype(np.float32)
+    return [
+        ("lif_int", kernels.lif_step, lambda: (v16.copy(), i16)),
+        ("lif_float", kernels.lif_float_step, lambda: (vf.copy(), i_f.copy(), refr.copy(), 5.0)),
+        ("izhikevich", kernels.izhikevich_step, lambda: (vi.copy(), 0.2 * vi, 10.0)),
+    ]
+
+
+@pytest.mark.parametrize("model", ["lif_int", "lif_float", "izhikevich"])
+def test_both_spike_forms_step_alike_and_match_the_reference(model):
+    n = 5000
+    (step, state) = {m: (f, s) for m, f, s in _populations(n, 3)}[model]
+    mask_state, idx_state, buf_state = state(), state(), state()
+    mask = step(*mask_state)  # spikes="mask" is the default
+    assert mask.dtype == np.bool_ and mask.shape == (n,)
+    idx = step(*idx_state, spikes="indices")
+    buf = np.zeros(n, np.uint32)
+    in_buf = step(*buf_state, spikes="indices", out=buf)
+    assert idx.dtype == np.uint32 and np.shares_memory(in_buf, buf)
+    assert 0 < idx.size < n
+    np.testing.assert_array_equal(idx, np.flatnonzero(mask))
+    np.testing.assert_array_equal(in_buf, idx)
+    for got in (idx_state, buf_state):
+        for a, b in zip(got, mask_state, strict=True):
+            np.testing.assert_array_equal(a, b)
+    # The same step as the independent references the older per-form functions matched.
+    ref = state()
+    if model == "lif_int":
+        want_v, want_s = lif_int_ref(*ref)
+        np.testing.assert_array_equal(mask_state[0], want_v)
+        np.testing.assert_array_equal(mask, want_s)
+    elif model == "lif_float":
+        want = lif_float_ref(*ref, kernels.LifFloatParams())
+        assert_float_step((*mask_state[:3], mask), want[:4], want[4], -55.0)
+    else:
+        p = kernels.IzhikevichParams()
+        abcd = {k: np.float32(getattr(p, k)) for k in "abcd"}
+        wv, wu, ws, v_pre = izhikevich_ref(*ref[:2], np.float32(10.0), **abcd)
+        differ = mask != ws  # only float ties at the cut-off may differ
+        assert np.all(np.abs(v_pre[differ] - p.v_peak) < 1e-3)
+        np.testing.assert_allclose(mask_state[0][~differ], wv[~differ], rtol=1e-6, atol=1e-4)
+        np.testing.assert_allclose(mask_state[1][~differ], wu[~differ], rtol=1e-6, atol=1e-4)
+
+
+def test_mask_form_fills_and_returns_the_given_array():
+    v = np.array([1200, 0, 1200], np.int16)  # 1200 * 230 // 256 = 1078 >= 1024
+    out = np.ones(3, np.bool_)
+    got = kernels.lif_step(v, np.zeros(3, np.int16), spikes="mask", out=out)
+    assert got is out
+    np.testing.assert_array_equal(out, [True, False, True])
+
+
+def test_lif_step_indices_is_the_index_form_of_lif_step():
+    rng = np.random.default_rng(9)
+    v0 = rng.integers(0, 1100, 3000).astype(np.int16)
+    i_syn = rng.integers(0, 300, 3000).astype(np.int16)
+    v1, v2 = v0.copy(), v0.copy()
+    got = kernels.lif_step_indices(v1, i_syn, leak=200, threshold=900, reset=-3)
+    want = kernels.lif_step(v2, i_syn, leak=200, threshold=900, reset=-3, spikes="indices")
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(v1, v2)
+    with pytest.raises(TypeError):
+        kernels.lif_step_indices(v1, i_syn, spikes="mask")  # the form is its name
+
+
+@pytest.mark.parametrize("model", ["lif_int", "lif_float", "izhikevich"])
+@pytest.mark.parametrize("bad", ["Mask", "index", "", "indices "])
+def test_an_unknown_spike_form_is_a_value_error_before_any_write(model, bad):
+    (step, state) = {m: (f, s) for m, f, s in _populations(64, 4)}[model]
+    st, untouched = state(), state()
+    with pytest.raises(ValueError, match=r"^spikes: expected \"mask\" or \"indices\", got "):
+        step(*st, spikes=bad)
+    for a, b in zip(st, untouched, strict=True):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(TypeError, match="spikes"):
+        step(*st, spikes=1)
 
 
 def test_lif_int_thread_counts_agree_above_parallel_threshold():
@@ -194,7 +287,7 @@ def test_lif_int_thread_counts_agree_above_parallel_threshold():
     results = []
     for threads in (None, 1, 2, 5):
         v = v0.copy()
-        idx = kernels.lif_step_indices(v, i_syn, threads=threads)
+        idx = kernels.lif_step(v, i_syn, spikes="indices", threads=threads)
         results.append((v, idx))
     for v, idx in results[1:]:
         np.testing.assert_array_equal(v, results[0][0])
@@ -325,7 +418,7 @@ def test_lif_float_matches_nest_order_reference(n, seed, tau_syn, t_ref, i_e, th
         i_in = rng.normal(0, 300, n).astype(np.float32)
         want = lif_float_ref(v, i_syn, refr, i_in, p)
         if indices:
-            idx = kernels.lif_float_step_indices(v, i_syn, refr, i_in, p, threads=threads)
+            idx = kernels.lif_float_step(v, i_syn, refr, i_in, p, spikes="indices", threads=threads)
             s = np.zeros(n, np.bool_)
             s[idx] = True
             assert np.all(np.diff(idx.astype(np.int64)) > 0)
@@ -421,7 +514,7 @@ def test_izhikevich_matches_reference(n, seed, per_neuron, dt, threads, indices)
             v, u, np.float32(i_in) if np.isscalar(i_in) else i_in, dt=dt, **ref_params
         )
         if indices:
-            idx = kernels.izhikevich_step_indices(v, u, i_in, p, threads=threads)
+            idx = kernels.izhikevich_step(v, u, i_in, p, spikes="indices", threads=threads)
             s = np.zeros(n, np.bool_)
             s[idx] = True
         else:
@@ -552,7 +645,7 @@ def test_incoming_spikes_from_another_node_through_a_projection():
     # decodes them without a copy and applies A->B's projection to its own inputs.
     rng = np.random.default_rng(6)
     v_a = rng.integers(0, 1100, 5000).astype(np.int16)
-    sent = kernels.lif_step_indices(v_a, rng.integers(0, 300, 5000).astype(np.int16))
+    sent = kernels.lif_step(v_a, rng.integers(0, 300, 5000).astype(np.int16), spikes="indices")
     assert 0 < sent.size < 5000
     wire = sent.astype("<u4").tobytes()
     received = np.frombuffer(wire, dtype=np.uint32)  # read-only view of the message

@@ -469,37 +469,38 @@ def kernel_defaults() -> dict[str, dict[str, Any]]:
     :mod:`evospikenet.kernels` takes its defaults from here.
     """
 
+@type_check_only
+class _LifIntParams(TypedDict):
+    """The integer LIF parameters, keyword-only in ``kernel_lif_int_step``."""
+
+    leak: int
+    threshold: int
+    reset: int
+
 def kernel_lif_int_step(
     v: NDArray[np.int16],
     i_syn: NDArray[np.int16] | NDArray[np.int32],
-    out: NDArray[np.bool_],
-    leak: int,
-    threshold: int,
-    reset: int,
+    *,
+    spikes: Literal["mask", "indices"] = "mask",
+    out: NDArray[np.bool_] | NDArray[np.uint32] | None = None,
     threads: int | None = None,
-) -> None:
+    **params: Unpack[_LifIntParams],
+) -> NDArray[np.bool_] | NDArray[np.uint32]:
     """Integer LIF step (EvoSpikeNet's ``LIFNeuronLayer``), in place on ``v``.
 
     ``v = clip((v * leak) // 256 + i_syn, -32768, 32767)`` (floor division), then
-    ``out = v >= threshold`` and ``v[out] = reset``. ``leak``, ``threshold`` and
+    ``spike = v >= threshold`` and ``v[spike] = reset``. ``leak``, ``threshold`` and
     ``reset`` must fit in int16.
-    """
 
-def kernel_lif_int_step_indices(
-    v: NDArray[np.int16],
-    i_syn: NDArray[np.int16] | NDArray[np.int32],
-    leak: int,
-    threshold: int,
-    reset: int,
-    out: NDArray[np.uint32] | None = None,
-    threads: int | None = None,
-) -> NDArray[np.uint32]:
-    """Integer LIF step as ``kernel_lif_int_step``; returns the sorted spike indices
-    (``out[:k]`` when a uint32 buffer ``out`` of at least ``len(v)`` entries is given)."""
+    Returns the spikes as ``spikes`` names them: ``"mask"``, a bool mask (``out`` itself
+    when a bool array of ``len(v)`` is given); ``"indices"``, the sorted uint32 indices
+    (``out[:k]`` when a uint32 buffer ``out`` of at least ``len(v)`` entries is given).
+    Any other ``spikes`` raises ValueError. The same holds for every step function.
+    """
 
 @type_check_only
 class _LifFloatParams(TypedDict):
-    """The float LIF parameters, keyword-only in both float LIF step functions."""
+    """The float LIF parameters, keyword-only in ``kernel_lif_float_step``."""
 
     tau_m: float
     tau_syn: float
@@ -515,35 +516,23 @@ def kernel_lif_float_step(
     v: NDArray[np.float32],
     i_syn: NDArray[np.float32],
     refractory: NDArray[np.int32],
-    i_in: NDArray[np.float32] | float | None,
-    out: NDArray[np.bool_],
+    i_in: NDArray[np.float32] | float | None = None,
     *,
+    spikes: Literal["mask", "indices"] = "mask",
+    out: NDArray[np.bool_] | NDArray[np.uint32] | None = None,
     threads: int | None = None,
     **params: Unpack[_LifFloatParams],
-) -> None:
+) -> NDArray[np.bool_] | NDArray[np.uint32]:
     """Current-based LIF step with exact integration (NEST's ``iaf_psc_exp``).
 
     In place on ``v`` (mV), ``i_syn`` (pA) and ``refractory`` (steps left); ``i_in`` is
     the input current arriving this step. Units ms, mV, pF, pA; ``t_ref`` is rounded to
-    whole steps. Writes the spike mask into ``out``.
+    whole steps. ``spikes`` and ``out`` as in ``kernel_lif_int_step``.
     """
-
-def kernel_lif_float_step_indices(
-    v: NDArray[np.float32],
-    i_syn: NDArray[np.float32],
-    refractory: NDArray[np.int32],
-    i_in: NDArray[np.float32] | float | None,
-    *,
-    out: NDArray[np.uint32] | None = None,
-    threads: int | None = None,
-    **params: Unpack[_LifFloatParams],
-) -> NDArray[np.uint32]:
-    """Float LIF step as ``kernel_lif_float_step``; returns the sorted spike indices
-    (``out[:k]`` when a uint32 buffer ``out`` of at least ``len(v)`` entries is given)."""
 
 @type_check_only
 class _IzhikevichParams(TypedDict):
-    """The Izhikevich parameters, keyword-only in both Izhikevich step functions."""
+    """The Izhikevich parameters, keyword-only in ``kernel_izhikevich_step``."""
 
     a: NDArray[np.float32] | float
     b: NDArray[np.float32] | float
@@ -556,28 +545,18 @@ def kernel_izhikevich_step(
     v: NDArray[np.float32],
     u: NDArray[np.float32],
     i_in: NDArray[np.float32] | float,
-    out: NDArray[np.bool_],
     *,
+    spikes: Literal["mask", "indices"] = "mask",
+    out: NDArray[np.bool_] | NDArray[np.uint32] | None = None,
     threads: int | None = None,
     **params: Unpack[_IzhikevichParams],
-) -> None:
+) -> NDArray[np.bool_] | NDArray[np.uint32]:
     """Izhikevich (2003) step, forward Euler, in place on ``v`` and ``u``.
 
-    ``a``, ``b``, ``c``, ``d`` and ``i_in`` are scalars or one float32 per neuron.
-    Writes the spike mask (``v >= v_peak`` after the step) into ``out``.
+    ``a``, ``b``, ``c``, ``d`` and ``i_in`` are scalars or one float32 per neuron. A
+    spike is ``v >= v_peak`` after the step. ``spikes`` and ``out`` as in
+    ``kernel_lif_int_step``.
     """
-
-def kernel_izhikevich_step_indices(
-    v: NDArray[np.float32],
-    u: NDArray[np.float32],
-    i_in: NDArray[np.float32] | float,
-    *,
-    out: NDArray[np.uint32] | None = None,
-    threads: int | None = None,
-    **params: Unpack[_IzhikevichParams],
-) -> NDArray[np.uint32]:
-    """Izhikevich step as ``kernel_izhikevich_step``; returns the sorted spike indices
-    (``out[:k]`` when a uint32 buffer ``out`` of at least ``len(v)`` entries is given)."""
 
 def kernel_propagate(
     spikes: NDArray[np.uint32],

@@ -1,12 +1,21 @@
 """Vectorized spike-update kernels, in place on numpy arrays.
 
-Each step function advances a population by one time step, updating its state arrays
-in place, and reports the neurons that spiked in one of two forms:
+Each model has one step function (:func:`lif_step`, :func:`lif_float_step`,
+:func:`izhikevich_step`) that advances a population by one time step, updating its
+state arrays in place, and returns the neurons that spiked in the form its ``spikes``
+argument names:
 
-- ``*_step`` returns (or fills ``out`` with) a bool mask, one entry per neuron;
-  ``mask.view(np.int8)`` reads it as 0/1 bytes without a copy.
-- ``*_step_indices`` returns the sorted ``uint32`` indices of the neurons that spiked:
-  the compact form sent to other nodes, and the input of :func:`propagate`.
+- ``spikes="mask"`` (the default): a bool mask, one entry per neuron;
+  ``mask.view(np.int8)`` reads it as 0/1 bytes without a copy. ``out``, if given, is a
+  bool array of ``len(v)`` that receives the mask and is returned.
+- ``spikes="indices"``: the sorted ``uint32`` indices of the neurons that spiked, the
+  compact form sent to other nodes and the input of :func:`propagate`. No
+  population-sized mask is written to memory on the way. ``out``, if given, is a uint32
+  buffer of at least ``len(v)`` entries that receives the indices; the result is then
+  ``out[:k]``.
+
+Any other ``spikes`` raises ``ValueError``. An ``out`` reused across steps saves an
+allocation per step.
 
 The kernels never copy or convert state: arrays must be 1-D, contiguous, aligned,
 writeable where they are updated, and of the documented dtype. Anything else raises
@@ -23,7 +32,7 @@ is free. ``threads=k`` uses up to ``k`` threads; results are identical for any v
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -38,9 +47,7 @@ __all__ = [
     "default_threads",
     "indices_to_spikes",
     "izhikevich_step",
-    "izhikevich_step_indices",
     "lif_float_step",
-    "lif_float_step_indices",
     "lif_step",
     "lif_step_indices",
     "propagate",
@@ -54,6 +61,12 @@ PARALLEL_MIN_LEN: int = _native.KERNEL_PARALLEL_MIN_LEN
 #: A per-neuron float parameter: one value for all neurons, or a float32 array.
 FloatParam = float | NDArray[np.float32]
 
+#: The forms a step function returns spikes in: its ``spikes`` argument.
+SpikeForm = Literal["mask", "indices"]
+
+#: A step's spikes: the bool mask, or the sorted uint32 indices.
+Spikes = NDArray[np.bool_] | NDArray[np.uint32]
+
 # The models' default parameters, as the Rust core defines them (written only there).
 _DEFAULTS = _native.kernel_defaults()
 _LIF_INT = _DEFAULTS["lif_int"]
@@ -66,12 +79,6 @@ def default_threads(n: int) -> int:
     return _native.kernel_default_threads(n)
 
 
-def _mask_like(v: Any) -> NDArray[np.bool_]:
-    # Shaped like v so that a v of the wrong kind is reported as such by the kernel,
-    # which checks v before out.
-    return np.empty(np.shape(v), dtype=np.bool_)
-
-
 # --- integer LIF -------------------------------------------------------------------
 
 
@@ -82,10 +89,11 @@ def lif_step(
     leak: int = _LIF_INT["leak"],
     threshold: int = _LIF_INT["threshold"],
     reset: int = _LIF_INT["reset"],
-    out: NDArray[np.bool_] | None = None,
+    spikes: SpikeForm = "mask",
+    out: Spikes | None = None,
     threads: int | None = None,
-) -> NDArray[np.bool_]:
-    """Advance integer LIF neurons by one step, in place; return the spike mask.
+) -> Spikes:
+    """Advance integer LIF neurons by one step, in place; return the spikes.
 
     The semantics of EvoSpikeNet's ``LIFNeuronLayer``, bit for bit, in int32::
 
@@ -102,49 +110,29 @@ def lif_step(
             ``[0, 256]`` take a faster 16-bit path with identical results.
         threshold: Spike threshold, an int16.
         reset: Potential after a spike, an int16.
-        out: Optional bool array of ``len(v)`` to write the mask into (saves an
-            allocation per step); a new one is returned otherwise.
+        spikes: ``"mask"`` for the bool spike mask, ``"indices"`` for the sorted uint32
+            indices of the neurons that spiked (see the module documentation).
+        out: Optional array to write the spikes into, reused across steps: a bool
+            array of ``len(v)`` for a mask, a uint32 buffer of at least ``len(v)``
+            entries for indices (the result is then ``out[:k]``).
         threads: Number of threads, or None for the default (see module docs).
 
     Returns:
-        The bool spike mask (``out`` when given). ``mask.view(np.int8)`` reads it as
-        int8 0/1 without a copy.
+        The spikes in the form ``spikes`` names (in ``out`` when given).
     """
-    if out is None:
-        out = _mask_like(v)
-    _native.kernel_lif_int_step(v, i_syn, out, leak, threshold, reset, threads)
-    return out
+    params = {"leak": leak, "threshold": threshold, "reset": reset}
+    return _native.kernel_lif_int_step(v, i_syn, spikes=spikes, out=out, threads=threads, **params)
 
 
 def lif_step_indices(
-    v: NDArray[np.int16],
-    i_syn: NDArray[np.int16] | NDArray[np.int32],
-    *,
-    leak: int = _LIF_INT["leak"],
-    threshold: int = _LIF_INT["threshold"],
-    reset: int = _LIF_INT["reset"],
-    out: NDArray[np.uint32] | None = None,
-    threads: int | None = None,
+    v: NDArray[np.int16], i_syn: NDArray[Any], **kwargs: Any
 ) -> NDArray[np.uint32]:
-    """Advance integer LIF neurons by one step like :func:`lif_step`; return indices.
+    """``lif_step(v, i_syn, spikes="indices", **kwargs)``, under its earlier name.
 
-    Args:
-        v: Membrane potentials, int16, updated in place.
-        i_syn: Input currents, int16 or int32.
-        leak: As in :func:`lif_step`.
-        threshold: As in :func:`lif_step`.
-        reset: As in :func:`lif_step`.
-        out: Optional uint32 buffer with at least ``len(v)`` entries, reused across
-            steps to save an allocation per step; the result is then ``out[:k]``.
-        threads: Number of threads, or None for the default.
-
-    Returns:
-        The sorted uint32 indices of the neurons that spiked. No population-sized mask
-        is written to memory on the way.
+    Kept for the callers that use it; new code passes ``spikes="indices"`` to
+    :func:`lif_step`, which documents the other arguments.
     """
-    return _native.kernel_lif_int_step_indices(
-        v, i_syn, leak, threshold, reset, out=out, threads=threads
-    )
+    return lif_step(v, i_syn, spikes="indices", **kwargs)
 
 
 # --- float LIF (iaf_psc_exp) ----------------------------------------------------------
@@ -192,10 +180,11 @@ def lif_float_step(
     i_in: FloatParam | None = None,
     params: LifFloatParams = _LIF_FLOAT_DEFAULTS,
     *,
-    out: NDArray[np.bool_] | None = None,
+    spikes: SpikeForm = "mask",
+    out: Spikes | None = None,
     threads: int | None = None,
-) -> NDArray[np.bool_]:
-    """Advance current-based LIF neurons by one step, in place; return the spike mask.
+) -> Spikes:
+    """Advance current-based LIF neurons by one step, in place; return the spikes.
 
     Exact integration as NEST's ``iaf_psc_exp``, in NEST's order, with propagators
     ``P22 = exp(-dt/tau_m)``, ``P11 = exp(-dt/tau_syn)``, ``P21`` (synaptic current to
@@ -218,38 +207,11 @@ def lif_float_step(
             of :func:`propagate`, cleared by the caller after the step), a scalar, or
             None for no input.
         params: Neuron parameters.
-        out: Optional bool array of ``len(v)`` for the mask.
-        threads: Number of threads, or None for the default.
-
-    Returns:
-        The bool spike mask (``out`` when given).
+        spikes: ``"mask"`` or ``"indices"``; it, ``out``, ``threads`` and the result are
+            as in :func:`lif_step`.
     """
-    if out is None:
-        out = _mask_like(v)
-    _native.kernel_lif_float_step(v, i_syn, refractory, i_in, out, threads=threads, **vars(params))
-    return out
-
-
-def lif_float_step_indices(
-    v: NDArray[np.float32],
-    i_syn: NDArray[np.float32],
-    refractory: NDArray[np.int32],
-    i_in: FloatParam | None = None,
-    params: LifFloatParams = _LIF_FLOAT_DEFAULTS,
-    *,
-    out: NDArray[np.uint32] | None = None,
-    threads: int | None = None,
-) -> NDArray[np.uint32]:
-    """Advance current-based LIF neurons like :func:`lif_float_step`; return indices.
-
-    ``out``, if given, is a uint32 buffer of at least ``len(v)`` entries that receives
-    the indices; the result is then ``out[:k]``.
-
-    Returns:
-        The sorted uint32 indices of the neurons that spiked.
-    """
-    return _native.kernel_lif_float_step_indices(
-        v, i_syn, refractory, i_in, out=out, threads=threads, **vars(params)
+    return _native.kernel_lif_float_step(
+        v, i_syn, refractory, i_in, spikes=spikes, out=out, threads=threads, **vars(params)
     )
 
 
@@ -289,10 +251,11 @@ def izhikevich_step(
     i_in: FloatParam,
     params: IzhikevichParams = _IZHIKEVICH_DEFAULTS,
     *,
-    out: NDArray[np.bool_] | None = None,
+    spikes: SpikeForm = "mask",
+    out: Spikes | None = None,
     threads: int | None = None,
-) -> NDArray[np.bool_]:
-    """Advance Izhikevich neurons by one step, in place; return the spike mask.
+) -> Spikes:
+    """Advance Izhikevich neurons by one step, in place; return the spikes.
 
     Forward Euler with both derivatives taken at the start of the step, in float32 and
     in this order of operations::
@@ -307,37 +270,11 @@ def izhikevich_step(
         u: Recovery variables, float32, updated in place.
         i_in: Input current: a float32 array or a scalar.
         params: Neuron parameters (scalars or per-neuron float32 arrays).
-        out: Optional bool array of ``len(v)`` for the mask.
-        threads: Number of threads, or None for the default.
-
-    Returns:
-        The bool spike mask (``out`` when given).
+        spikes: ``"mask"`` or ``"indices"``; it, ``out``, ``threads`` and the result are
+            as in :func:`lif_step`.
     """
-    if out is None:
-        out = _mask_like(v)
-    _native.kernel_izhikevich_step(v, u, i_in, out, threads=threads, **vars(params))
-    return out
-
-
-def izhikevich_step_indices(
-    v: NDArray[np.float32],
-    u: NDArray[np.float32],
-    i_in: FloatParam,
-    params: IzhikevichParams = _IZHIKEVICH_DEFAULTS,
-    *,
-    out: NDArray[np.uint32] | None = None,
-    threads: int | None = None,
-) -> NDArray[np.uint32]:
-    """Advance Izhikevich neurons like :func:`izhikevich_step`; return indices.
-
-    ``out``, if given, is a uint32 buffer of at least ``len(v)`` entries that receives
-    the indices; the result is then ``out[:k]``.
-
-    Returns:
-        The sorted uint32 indices of the neurons that spiked.
-    """
-    return _native.kernel_izhikevich_step_indices(
-        v, u, i_in, out=out, threads=threads, **vars(params)
+    return _native.kernel_izhikevich_step(
+        v, u, i_in, spikes=spikes, out=out, threads=threads, **vars(params)
     )
 
 

@@ -1,7 +1,6 @@
-//! The neuron models' native step functions. Each model has one step function over
-//! its arguments and a [`Spikes`] destination; [`step_functions!`] declares its two
-//! Python entry points, `kernel_<model>_step` (a bool mask into `out`) and
-//! `kernel_<model>_step_indices` (sorted uint32 indices), from one argument list.
+//! The neuron models' native step functions, one per model: `kernel_<model>_step`
+//! advances the population and returns its spikes in the form `spikes` names, a bool
+//! mask (`"mask"`) or sorted uint32 indices (`"indices"`), into `out` when given.
 
 use numpy::prelude::*;
 use numpy::{Element, PyArray1};
@@ -14,37 +13,57 @@ use crate::kernels::lif_float::{LifFloatParams, LifFloatPopulation};
 use crate::kernels::lif_int::{Current, LifIntParams, LifIntPopulation};
 use crate::kernels::{step_indices, step_indices_into, step_mask, Population};
 use crate::py::detach;
+use crate::py::errors::invalid_value;
 
-/// Where a step's spikes go.
+/// Where a step's spikes go: the `spikes` and `out` arguments of every step function.
 #[derive(Clone, Copy)]
 enum Spikes<'a, 'py> {
-    /// Into the caller's bool mask.
-    Mask(&'a Bound<'py, PyAny>),
-    /// As sorted uint32 indices: into the caller's buffer (at least one entry per neuron)
+    /// A bool mask, one entry per neuron: into the caller's array if given, otherwise
+    /// into a new one.
+    Mask(Option<&'a Bound<'py, PyAny>>),
+    /// Sorted uint32 indices: into the caller's buffer (at least one entry per neuron)
     /// if given, otherwise into a new array.
     Indices(Option<&'a Bound<'py, PyAny>>),
 }
 
-/// Steps `pop` with the GIL released and delivers its spikes as `spikes` asks. Returns
-/// nothing for a mask; for indices, the new array (handed to numpy without a copy) or
-/// the view of the caller's buffer that holds them.
+impl<'a, 'py> Spikes<'a, 'py> {
+    /// The form named by `spikes`, or a `ValueError` naming the argument and the allowed
+    /// values.
+    fn new(spikes: &str, out: Option<&'a Bound<'py, PyAny>>) -> PyResult<Self> {
+        match spikes {
+            "mask" => Ok(Self::Mask(out)),
+            "indices" => Ok(Self::Indices(out)),
+            other => Err(invalid_value(format!(
+                "spikes: expected \"mask\" or \"indices\", got {other:?}"
+            ))),
+        }
+    }
+}
+
+/// Steps `pop` with the GIL released and returns its spikes as `spikes` asks: the mask
+/// (`out` itself when given), the new index array (handed to numpy without a copy), or
+/// the view of the caller's index buffer that holds them.
 fn drive<'py, P: Population>(
     py: Python<'py>,
     pop: P,
     spikes: Spikes<'_, 'py>,
     threads: Option<i64>,
-) -> PyResult<Option<Bound<'py, PyAny>>> {
+) -> PyResult<Bound<'py, PyAny>> {
     let threads = threads_arg(threads, pop.len())?;
     match spikes {
         Spikes::Mask(out) => {
-            let mut out = rw::<bool>(out, "out", "bool")?;
-            let mask = slice_mut(&mut out, "out")?;
+            let out = match out {
+                Some(out) => out.clone(),
+                None => PyArray1::<bool>::zeros(py, pop.len(), false).into_any(),
+            };
+            let mut mask = rw::<bool>(&out, "out", "bool")?;
+            let mask = slice_mut(&mut mask, "out")?;
             detach(py, move || step_mask(pop, mask, threads))?;
-            Ok(None)
+            Ok(out)
         }
         Spikes::Indices(None) => {
             let idx = detach(py, move || step_indices(pop, threads))?;
-            Ok(Some(idx.into_pyarray(py).into_any()))
+            Ok(idx.into_pyarray(py).into_any())
         }
         Spikes::Indices(Some(buffer)) => {
             let mut out = rw::<u32>(buffer, "out", "uint32")?;
@@ -52,106 +71,35 @@ fn drive<'py, P: Population>(
             let k = detach(py, move || step_indices_into(pop, slots, threads))?;
             drop(out);
             let k = isize::try_from(k).expect("a slice length fits in isize");
-            Ok(Some(buffer.get_item(PySlice::new(py, 0, k, 1))?))
+            buffer.get_item(PySlice::new(py, 0, k, 1))
         }
     }
 }
 
-/// Declares a model's two Python entry points over the step function `$step`, which
-/// takes the state arrays, a [`Spikes`] destination, the parameters grouped in arrays
-/// (one array per Rust type) and `threads`. `[$($sep)*]` goes between the state and the
-/// parameters in the Python signature (`*,` for keyword-only parameters).
-macro_rules! step_functions {
-    (
-        $(#[doc = $doc:literal])*
-        fn $mask:ident / $indices:ident = $step:ident(
-            $($state:ident: $state_ty:ty),*;
-            [$($sep:tt)*]
-            $([$($param:ident),*]: $param_ty:ty),*
-        )
-    ) => {
-        $(#[doc = $doc])*
-        ///
-        /// Writes the bool spike mask into `out`.
-        #[pyfunction]
-        #[pyo3(signature = ($($state,)* out, $($sep)* $($($param,)*)* threads = None))]
-        #[allow(clippy::too_many_arguments)]
-        fn $mask<'py>(
-            py: Python<'py>,
-            $($state: $state_ty,)*
-            out: &Bound<'py, PyAny>,
-            $($($param: $param_ty,)*)*
-            threads: Option<i64>,
-        ) -> PyResult<()> {
-            let spikes = Spikes::Mask(out);
-            $step(py, $($state,)* spikes, $([$($param),*],)* threads).map(|_| ())
-        }
-
-        $(#[doc = $doc])*
-        ///
-        /// Returns the sorted uint32 indices of the neurons that spiked (in `out[:k]`
-        /// when a uint32 buffer `out` of at least `len(v)` entries is given).
-        #[pyfunction]
-        #[pyo3(signature = ($($state,)* $($sep)* $($($param,)*)* out = None, threads = None))]
-        #[allow(clippy::too_many_arguments)]
-        fn $indices<'py>(
-            py: Python<'py>,
-            $($state: $state_ty,)*
-            $($($param: $param_ty,)*)*
-            out: Option<&Bound<'py, PyAny>>,
-            threads: Option<i64>,
-        ) -> PyResult<Bound<'py, PyAny>> {
-            let spikes = Spikes::Indices(out);
-            let indices = $step(py, $($state,)* spikes, $([$($param),*],)* threads)?;
-            Ok(indices.expect("the index form always returns an array"))
-        }
-    };
-}
-
-step_functions! {
-    /// Integer LIF step (EvoSpikeNet's `LIFNeuronLayer`) in place on `v` (int16), with
-    /// `i_syn` int16 or int32. `leak`, `threshold` and `reset` must fit in int16.
-    fn kernel_lif_int_step / kernel_lif_int_step_indices = lif_int(
-        v: &Bound<'py, PyAny>, i_syn: &Bound<'py, PyAny>;
-        []
-        [leak, threshold, reset]: i64
-    )
-}
-
-step_functions! {
-    /// Current-based LIF step with exact integration (NEST's `iaf_psc_exp`), in place on
-    /// `v`, `i_syn` (float32) and `refractory` (int32); `i_in` is a float32 array, a float
-    /// or None.
-    fn kernel_lif_float_step / kernel_lif_float_step_indices = lif_float(
-        v: &Bound<'py, PyAny>,
-        i_syn: &Bound<'py, PyAny>,
-        refractory: &Bound<'py, PyAny>,
-        i_in: Option<&Bound<'py, PyAny>>;
-        [*,]
-        [tau_m, tau_syn, c_m, dt, e_l, v_th, v_reset, t_ref, i_e]: f64
-    )
-}
-
-step_functions! {
-    /// Izhikevich step in place on `v` and `u` (float32); `i_in`, `a`, `b`, `c`, `d` are
-    /// each a float or a float32 array.
-    fn kernel_izhikevich_step / kernel_izhikevich_step_indices = izhikevich(
-        v: &Bound<'py, PyAny>, u: &Bound<'py, PyAny>, i_in: &Bound<'py, PyAny>;
-        [*,]
-        [a, b, c, d]: &Bound<'py, PyAny>,
-        [dt, v_peak]: f64
-    )
-}
-
+/// Integer LIF step (EvoSpikeNet's `LIFNeuronLayer`) in place on `v` (int16), with
+/// `i_syn` int16 or int32. `leak`, `threshold` and `reset` must fit in int16.
+///
+/// Returns the spikes as `spikes` names them: `"mask"`, a bool mask (`out` itself when a
+/// bool array of `len(v)` is given); `"indices"`, the sorted uint32 indices (`out[:k]`
+/// when a uint32 buffer `out` of at least `len(v)` entries is given). Any other `spikes`
+/// raises ValueError. The same holds for every step function.
+#[pyfunction]
+#[pyo3(signature = (
+    v, i_syn, *, leak, threshold, reset, spikes = "mask", out = None, threads = None
+))]
 #[allow(clippy::too_many_arguments)]
-fn lif_int<'py>(
+fn kernel_lif_int_step<'py>(
     py: Python<'py>,
     v: &Bound<'py, PyAny>,
     i_syn: &Bound<'py, PyAny>,
-    spikes: Spikes<'_, 'py>,
-    [leak, threshold, reset]: [i64; 3],
+    leak: i64,
+    threshold: i64,
+    reset: i64,
+    spikes: &str,
+    out: Option<&Bound<'py, PyAny>>,
     threads: Option<i64>,
-) -> PyResult<Option<Bound<'py, PyAny>>> {
+) -> PyResult<Bound<'py, PyAny>> {
+    let spikes = Spikes::new(spikes, out)?;
     let p = LifIntParams {
         leak: int16_arg("leak", leak)?,
         threshold: int16_arg("threshold", threshold)?,
@@ -167,7 +115,7 @@ fn lif_int<'py>(
         i_syn: &Bound<'py, PyArray1<I>>,
         spikes: Spikes<'_, 'py>,
         threads: Option<i64>,
-    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+    ) -> PyResult<Bound<'py, PyAny>> {
         let i_syn = borrow_ro(i_syn, "i_syn")?;
         let pop = LifIntPopulation::new(p, v, slice(&i_syn, "i_syn")?)?;
         drive(py, pop, spikes, threads)
@@ -182,17 +130,36 @@ fn lif_int<'py>(
     }
 }
 
+/// Current-based LIF step with exact integration (NEST's `iaf_psc_exp`), in place on
+/// `v`, `i_syn` (float32) and `refractory` (int32); `i_in` is a float32 array, a float
+/// or None. `spikes` and `out` as in `kernel_lif_int_step`.
+#[pyfunction]
+#[pyo3(signature = (
+    v, i_syn, refractory, i_in = None, *,
+    tau_m, tau_syn, c_m, dt, e_l, v_th, v_reset, t_ref, i_e,
+    spikes = "mask", out = None, threads = None
+))]
 #[allow(clippy::too_many_arguments)]
-fn lif_float<'py>(
+fn kernel_lif_float_step<'py>(
     py: Python<'py>,
     v: &Bound<'py, PyAny>,
     i_syn: &Bound<'py, PyAny>,
     refractory: &Bound<'py, PyAny>,
     i_in: Option<&Bound<'py, PyAny>>,
-    spikes: Spikes<'_, 'py>,
-    [tau_m, tau_syn, c_m, dt, e_l, v_th, v_reset, t_ref, i_e]: [f64; 9],
+    tau_m: f64,
+    tau_syn: f64,
+    c_m: f64,
+    dt: f64,
+    e_l: f64,
+    v_th: f64,
+    v_reset: f64,
+    t_ref: f64,
+    i_e: f64,
+    spikes: &str,
+    out: Option<&Bound<'py, PyAny>>,
     threads: Option<i64>,
-) -> PyResult<Option<Bound<'py, PyAny>>> {
+) -> PyResult<Bound<'py, PyAny>> {
+    let spikes = Spikes::new(spikes, out)?;
     let params = LifFloatParams {
         tau_m,
         tau_syn,
@@ -222,17 +189,29 @@ fn lif_float<'py>(
     drive(py, pop, spikes, threads)
 }
 
+/// Izhikevich step in place on `v` and `u` (float32); `i_in`, `a`, `b`, `c`, `d` are
+/// each a float or a float32 array. `spikes` and `out` as in `kernel_lif_int_step`.
+#[pyfunction]
+#[pyo3(signature = (
+    v, u, i_in, *, a, b, c, d, dt, v_peak, spikes = "mask", out = None, threads = None
+))]
 #[allow(clippy::too_many_arguments)]
-fn izhikevich<'py>(
+fn kernel_izhikevich_step<'py>(
     py: Python<'py>,
     v: &Bound<'py, PyAny>,
     u: &Bound<'py, PyAny>,
     i_in: &Bound<'py, PyAny>,
-    spikes: Spikes<'_, 'py>,
-    [a, b, c, d]: [&Bound<'py, PyAny>; 4],
-    [dt, v_peak]: [f64; 2],
+    a: &Bound<'py, PyAny>,
+    b: &Bound<'py, PyAny>,
+    c: &Bound<'py, PyAny>,
+    d: &Bound<'py, PyAny>,
+    dt: f64,
+    v_peak: f64,
+    spikes: &str,
+    out: Option<&Bound<'py, PyAny>>,
     threads: Option<i64>,
-) -> PyResult<Option<Bound<'py, PyAny>>> {
+) -> PyResult<Bound<'py, PyAny>> {
+    let spikes = Spikes::new(spikes, out)?;
     let p = IzhikevichParams {
         dt: dt as f32,
         v_peak: v_peak as f32,
@@ -264,9 +243,6 @@ fn izhikevich<'py>(
 /// Adds the step functions to the `_native` module.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(kernel_lif_int_step, m)?)?;
-    m.add_function(wrap_pyfunction!(kernel_lif_int_step_indices, m)?)?;
     m.add_function(wrap_pyfunction!(kernel_lif_float_step, m)?)?;
-    m.add_function(wrap_pyfunction!(kernel_lif_float_step_indices, m)?)?;
-    m.add_function(wrap_pyfunction!(kernel_izhikevich_step, m)?)?;
-    m.add_function(wrap_pyfunction!(kernel_izhikevich_step_indices, m)?)
+    m.add_function(wrap_pyfunction!(kernel_izhikevich_step, m)?)
 }
