@@ -68,35 +68,28 @@ fn borrow_err(arg: &str, e: BorrowError) -> PyErr {
     }
 }
 
-pub fn borrow_rw<'py, T: Element>(
-    arr: &Bound<'py, PyArray1<T>>,
-    arg: &str,
-) -> PyResult<PyReadwriteArray1<'py, T>> {
+/// A read-write borrow of an array, or the error naming the argument.
+pub type Rw<'py, T> = PyResult<PyReadwriteArray1<'py, T>>;
+/// A read-only borrow of an array, or the error naming the argument.
+pub type Ro<'py, T> = PyResult<PyReadonlyArray1<'py, T>>;
+
+pub fn borrow_rw<'py, T: Element>(arr: &Bound<'py, PyArray1<T>>, arg: &str) -> Rw<'py, T> {
     check_layout(arr, arg)?;
     arr.try_readwrite().map_err(|e| borrow_err(arg, e))
 }
 
-pub fn borrow_ro<'py, T: Element>(
-    arr: &Bound<'py, PyArray1<T>>,
-    arg: &str,
-) -> PyResult<PyReadonlyArray1<'py, T>> {
+pub fn borrow_ro<'py, T: Element>(arr: &Bound<'py, PyArray1<T>>, arg: &str) -> Ro<'py, T> {
     check_layout(arr, arg)?;
     arr.try_readonly().map_err(|e| borrow_err(arg, e))
 }
 
-pub fn rw<'py, T: Element>(
-    obj: &Bound<'py, PyAny>,
-    arg: &str,
-    expected: &str,
-) -> PyResult<PyReadwriteArray1<'py, T>> {
+/// `obj` as an array of `T`, borrowed read-write.
+pub fn rw<'py, T: Element>(obj: &Bound<'py, PyAny>, arg: &str, expected: &str) -> Rw<'py, T> {
     borrow_rw(cast::<T>(obj, arg, expected)?, arg)
 }
 
-pub fn ro<'py, T: Element>(
-    obj: &Bound<'py, PyAny>,
-    arg: &str,
-    expected: &str,
-) -> PyResult<PyReadonlyArray1<'py, T>> {
+/// `obj` as an array of `T`, borrowed read-only.
+pub fn ro<'py, T: Element>(obj: &Bound<'py, PyAny>, arg: &str, expected: &str) -> Ro<'py, T> {
     borrow_ro(cast::<T>(obj, arg, expected)?, arg)
 }
 

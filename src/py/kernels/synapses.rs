@@ -5,7 +5,7 @@ use numpy::prelude::*;
 use numpy::{Element, PyArray1};
 use pyo3::prelude::*;
 
-use super::args::{borrow_ro, borrow_rw, cast, ro, rw, slice, slice_mut, type_err, CsrIndexArgs};
+use super::args::{borrow_ro, borrow_rw, ro, rw, slice, slice_mut, type_err, CsrIndexArgs};
 use crate::kernels::spikes::{indices_to_mask, mask_to_indices};
 use crate::kernels::synapses::{propagate, Accumulate, Csr, CsrIndex};
 use crate::py::detach;
@@ -16,25 +16,42 @@ trait OnCsr<W> {
     fn run<Ix: CsrIndex>(self, csr: Csr<'_, Ix, W>) -> PyResult<Self::Out>;
 }
 
-/// Borrows `indptr` and `indices` (one index dtype for both) with `data` as a [`Csr`] of
-/// `shape`, and runs `f` on it.
-fn with_csr<'py, W: Element + Copy + Sync, F: OnCsr<W>>(
-    indptr: &Bound<'py, PyAny>,
-    indices: &Bound<'py, PyAny>,
-    data: &Bound<'py, PyArray1<W>>,
-    (n_pre, n_post): (usize, usize),
-    f: F,
-) -> PyResult<F::Out> {
-    let data = borrow_ro(data, "data")?;
-    let data = slice(&data, "data")?;
-    match CsrIndexArgs::extract(indptr, indices)? {
-        CsrIndexArgs::I32(p, i) => {
-            let (p, i) = (slice(&p, "indptr")?, slice(&i, "indices")?);
-            f.run(Csr::new(p, i, data, n_pre, n_post)?)
-        }
-        CsrIndexArgs::I64(p, i) => {
-            let (p, i) = (slice(&p, "indptr")?, slice(&i, "indices")?);
-            f.run(Csr::new(p, i, data, n_pre, n_post)?)
+/// The CSR arguments of a call, before the dtype of the weights is known.
+struct CsrArgs<'a, 'py> {
+    indptr: &'a Bound<'py, PyAny>,
+    indices: &'a Bound<'py, PyAny>,
+    data: &'a Bound<'py, PyAny>,
+    shape: (usize, usize),
+}
+
+impl CsrArgs<'_, '_> {
+    /// If `data` holds weights of `W`: borrows `indptr` and `indices` (one index dtype for
+    /// both) with `data` as a [`Csr`] and runs `f` on it. Otherwise hands `f` back, to be
+    /// tried with another weight type.
+    fn run_as<W: Element + Copy + Sync, F: OnCsr<W>>(&self, f: F) -> Result<PyResult<F::Out>, F> {
+        let Ok(data) = self.data.cast::<PyArray1<W>>() else {
+            return Err(f);
+        };
+        Ok(self.borrowed(data, f))
+    }
+
+    fn borrowed<W: Element + Copy + Sync, F: OnCsr<W>>(
+        &self,
+        data: &Bound<'_, PyArray1<W>>,
+        f: F,
+    ) -> PyResult<F::Out> {
+        let (n_pre, n_post) = self.shape;
+        let data = borrow_ro(data, "data")?;
+        let data = slice(&data, "data")?;
+        match CsrIndexArgs::extract(self.indptr, self.indices)? {
+            CsrIndexArgs::I32(p, i) => {
+                let (p, i) = (slice(&p, "indptr")?, slice(&i, "indices")?);
+                f.run(Csr::new(p, i, data, n_pre, n_post)?)
+            }
+            CsrIndexArgs::I64(p, i) => {
+                let (p, i) = (slice(&p, "indptr")?, slice(&i, "indices")?);
+                f.run(Csr::new(p, i, data, n_pre, n_post)?)
+            }
         }
     }
 }
@@ -52,6 +69,25 @@ impl<W: Copy + Sync, T: Accumulate<W>> OnCsr<W> for Propagate<'_, '_, T> {
         let Propagate { py, spikes, target } = self;
         Ok(detach(py, move || propagate(spikes, &csr, target))?)
     }
+}
+
+/// A propagation tried with the weights as one dtype: the result, or the propagation
+/// handed back when the weights are of another dtype.
+type Tried<'a, 'py, T> = Result<PyResult<u64>, Propagate<'a, 'py, T>>;
+
+/// Borrows `target` and runs `propagate` into it, which tries the weight dtypes this
+/// target accumulates; `weights` names them for the error when none fits.
+fn propagate_into<'py, T: Element>(
+    py: Python<'py>,
+    spikes: &[u32],
+    target: &Bound<'py, PyArray1<T>>,
+    (data, weights): (&Bound<'py, PyAny>, &str),
+    propagate: impl for<'a> FnOnce(Propagate<'a, 'py, T>) -> Tried<'a, 'py, T>,
+) -> PyResult<u64> {
+    let mut t = borrow_rw(target, "target")?;
+    let target = slice_mut(&mut t, "target")?;
+    propagate(Propagate { py, spikes, target })
+        .unwrap_or_else(|_| Err(type_err("data", weights, data)))
 }
 
 /// A full structural check, with the GIL released.
@@ -78,28 +114,24 @@ fn kernel_propagate<'py>(
 ) -> PyResult<u64> {
     let spikes = ro::<u32>(spikes, "spikes", "uint32")?;
     let spikes = slice(&spikes, "spikes")?;
+    let csr = CsrArgs {
+        indptr,
+        indices,
+        data,
+        shape,
+    };
     if let Ok(t) = target.cast::<PyArray1<i16>>() {
-        let mut t = borrow_rw(t, "target")?;
-        let target = slice_mut(&mut t, "target")?;
-        let d = cast::<i16>(data, "data", "int16 (for an int16 target)")?;
-        with_csr(indptr, indices, d, shape, Propagate { py, spikes, target })
+        let weights = (data, "int16 (for an int16 target)");
+        propagate_into(py, spikes, t, weights, |op| csr.run_as::<i16, _>(op))
     } else if let Ok(t) = target.cast::<PyArray1<i32>>() {
-        let mut t = borrow_rw(t, "target")?;
-        let target = slice_mut(&mut t, "target")?;
-        let op = Propagate { py, spikes, target };
-        if let Ok(d) = data.cast::<PyArray1<i16>>() {
-            with_csr(indptr, indices, d, shape, op)
-        } else if let Ok(d) = data.cast::<PyArray1<i32>>() {
-            with_csr(indptr, indices, d, shape, op)
-        } else {
-            let expected = "int16 or int32 (for an int32 target)";
-            Err(type_err("data", expected, data))
-        }
+        let weights = (data, "int16 or int32 (for an int32 target)");
+        propagate_into(py, spikes, t, weights, |op| {
+            csr.run_as::<i16, _>(op)
+                .or_else(|op| csr.run_as::<i32, _>(op))
+        })
     } else if let Ok(t) = target.cast::<PyArray1<f32>>() {
-        let mut t = borrow_rw(t, "target")?;
-        let target = slice_mut(&mut t, "target")?;
-        let d = cast::<f32>(data, "data", "float32 (for a float32 target)")?;
-        with_csr(indptr, indices, d, shape, Propagate { py, spikes, target })
+        let weights = (data, "float32 (for a float32 target)");
+        propagate_into(py, spikes, t, weights, |op| csr.run_as::<f32, _>(op))
     } else {
         Err(type_err("target", "int16, int32 or float32", target))
     }
@@ -114,15 +146,16 @@ fn kernel_validate_csr<'py>(
     data: &Bound<'py, PyAny>,
     shape: (usize, usize),
 ) -> PyResult<()> {
-    if let Ok(d) = data.cast::<PyArray1<i16>>() {
-        with_csr(indptr, indices, d, shape, Validate(py))
-    } else if let Ok(d) = data.cast::<PyArray1<i32>>() {
-        with_csr(indptr, indices, d, shape, Validate(py))
-    } else if let Ok(d) = data.cast::<PyArray1<f32>>() {
-        with_csr(indptr, indices, d, shape, Validate(py))
-    } else {
-        Err(type_err("data", "int16, int32 or float32", data))
-    }
+    let csr = CsrArgs {
+        indptr,
+        indices,
+        data,
+        shape,
+    };
+    csr.run_as::<i16, _>(Validate(py))
+        .or_else(|v| csr.run_as::<i32, _>(v))
+        .or_else(|v| csr.run_as::<f32, _>(v))
+        .unwrap_or_else(|_| Err(type_err("data", "int16, int32 or float32", data)))
 }
 
 /// Sorted uint32 indices of the set entries of a bool mask.
