@@ -295,8 +295,28 @@ def bench_lif_int(n, reps, progress, results, rng, bandwidth):
         )
     t = kernels.default_threads(n)
     progress.step(f"lif_int rust-indices threads={t} n={n}")
-    m = measure(lambda: kernels.lif_step_indices(v_rs, i_syn), n, reps)
+    m = measure(lambda: kernels.lif_step(v_rs, i_syn, spikes="indices"), n, reps)
     results.append(row("lif_int", n, "rust-indices", t, m, n, "neurons/s", spike_rate=rate))
+
+
+def bench_float_model(model, run, numpy_step, rust_step):
+    """Time a float model's numpy step, then its kernel on one thread and on the default.
+
+    ``run`` is ``(n, reps, progress, results)``; ``numpy_step(out)`` and
+    ``rust_step(out, threads)`` each advance their own copy of the state, the spike mask
+    into ``out``.
+    """
+    n, reps, progress, results = run
+    out = np.empty(n, np.bool_)
+    progress.step(f"{model} numpy n={n}")
+    m = measure(lambda: numpy_step(out), n, reps)
+    results.append(row(model, n, "numpy", 1, m, n, "neurons/s"))
+    for threads in (1, None):
+        t = threads or kernels.default_threads(n)
+        progress.step(f"{model} rust threads={t} n={n}")
+        m = measure(lambda th=threads: rust_step(out, th), n, reps)
+        rate = float(out.mean())
+        results.append(row(model, n, "rust", t, m, n, "neurons/s", spike_rate=rate))
 
 
 def bench_lif_float(n, reps, progress, results, rng):
@@ -306,21 +326,13 @@ def bench_lif_float(n, reps, progress, results, rng):
     np_state = (v0.copy(), np.zeros(n, np.float32), np.zeros(n, np.int32))
     rs_state = (v0.copy(), np.zeros(n, np.float32), np.zeros(n, np.int32))
     i_in = rng.normal(0, 300, n).astype(np.float32)
-    out = np.empty(n, np.bool_)
     ref = NumpyLifFloat(n, p)
-    progress.step(f"lif_float numpy n={n}")
-    m = measure(lambda: ref(*np_state, i_in, out), n, reps)
-    results.append(row("lif_float", n, "numpy", 1, m, n, "neurons/s"))
-    for threads in (1, None):
-        t = threads or kernels.default_threads(n)
-        progress.step(f"lif_float rust threads={t} n={n}")
-        m = measure(
-            lambda th=threads: kernels.lif_float_step(*rs_state, i_in, p, out=out, threads=th),
-            n,
-            reps,
-        )
-        rate = float(out.mean())
-        results.append(row("lif_float", n, "rust", t, m, n, "neurons/s", spike_rate=rate))
+    bench_float_model(
+        "lif_float",
+        (n, reps, progress, results),
+        lambda out: ref(*np_state, i_in, out),
+        lambda out, th: kernels.lif_float_step(*rs_state, i_in, p, out=out, threads=th),
+    )
 
 
 def bench_izhikevich(n, reps, progress, results, rng):
@@ -335,21 +347,13 @@ def bench_izhikevich(n, reps, progress, results, rng):
     np_state = (np.full(n, -65.0, np.float32), (b * -65.0).astype(np.float32))
     rs_state = (np_state[0].copy(), np_state[1].copy())
     drive = (5.0 * rng.standard_normal(n)).astype(np.float32)
-    out = np.empty(n, np.bool_)
     ref = NumpyIzhikevich(n, 0.5)
-    progress.step(f"izhikevich numpy n={n}")
-    m = measure(lambda: ref(*np_state, drive, a, b, c, d, out), n, reps)
-    results.append(row("izhikevich", n, "numpy", 1, m, n, "neurons/s"))
-    for threads in (1, None):
-        t = threads or kernels.default_threads(n)
-        progress.step(f"izhikevich rust threads={t} n={n}")
-        m = measure(
-            lambda th=threads: kernels.izhikevich_step(*rs_state, drive, p, out=out, threads=th),
-            n,
-            reps,
-        )
-        rate = float(out.mean())
-        results.append(row("izhikevich", n, "rust", t, m, n, "neurons/s", spike_rate=rate))
+    bench_float_model(
+        "izhikevich",
+        (n, reps, progress, results),
+        lambda out: ref(*np_state, drive, a, b, c, d, out),
+        lambda out, th: kernels.izhikevich_step(*rs_state, drive, p, out=out, threads=th),
+    )
 
 
 def bench_propagate(n, fan_out, fractions, reps, progress, results):
