@@ -473,6 +473,8 @@ def test_lif_float_errors():
         kernels.lif_float_step(v, i, r, "x")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"^tau_m: expected a finite number > 0"):
         kernels.lif_float_step(v, i, r, None, kernels.LifFloatParams(tau_m=0.0))
+    with pytest.raises(TypeError, match=r"^c_m: expected a float, got an object of type str"):
+        kernels.lif_float_step(v, i, r, None, kernels.LifFloatParams(c_m="250"))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"^v_reset: expected a value below v_th"):
         kernels.lif_float_step(v, i, r, None, kernels.LifFloatParams(v_reset=-50.0))
     with pytest.raises(ValueError, match=r"^i_syn: array shares memory"):
@@ -543,6 +545,8 @@ def test_izhikevich_errors():
         kernels.izhikevich_step(v, u, 0.0, kernels.IzhikevichParams(d=np.zeros(4, np.float32)))
     with pytest.raises(ValueError, match=r"^dt: expected a finite number > 0"):
         kernels.izhikevich_step(v, u, 0.0, kernels.IzhikevichParams(dt=-1.0))
+    with pytest.raises(TypeError, match=r"^v_peak: expected a float, got an object of type"):
+        kernels.izhikevich_step(v, u, 0.0, kernels.IzhikevichParams(v_peak=None))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"^u: expected length 3, got 2"):
         kernels.izhikevich_step(v, u[:2], 0.0)
 

@@ -8,6 +8,8 @@ import numpy as np
 from numpy.typing import NDArray
 from typing_extensions import disjoint_base
 
+from evospikenet.kernels import CsrLike, IzhikevichParams, LifFloatParams
+
 __version__: str
 
 _Serializer = Literal["json", "raw", "numpy"]
@@ -498,87 +500,56 @@ def kernel_lif_int_step(
     Any other ``spikes`` raises ValueError. The same holds for every step function.
     """
 
-@type_check_only
-class _LifFloatParams(TypedDict):
-    """The float LIF parameters, keyword-only in ``kernel_lif_float_step``."""
-
-    tau_m: float
-    tau_syn: float
-    c_m: float
-    dt: float
-    e_l: float
-    v_th: float
-    v_reset: float
-    t_ref: float
-    i_e: float
-
 def kernel_lif_float_step(
     v: NDArray[np.float32],
     i_syn: NDArray[np.float32],
     refractory: NDArray[np.int32],
-    i_in: NDArray[np.float32] | float | None = None,
+    i_in: NDArray[np.float32] | float | None,
+    params: LifFloatParams,
     *,
     spikes: Literal["mask", "indices"] = "mask",
     out: NDArray[np.bool_] | NDArray[np.uint32] | None = None,
     threads: int | None = None,
-    **params: Unpack[_LifFloatParams],
 ) -> NDArray[np.bool_] | NDArray[np.uint32]:
     """Current-based LIF step with exact integration (NEST's ``iaf_psc_exp``).
 
     In place on ``v`` (mV), ``i_syn`` (pA) and ``refractory`` (steps left); ``i_in`` is
-    the input current arriving this step. Units ms, mV, pF, pA; ``t_ref`` is rounded to
-    whole steps. ``spikes`` and ``out`` as in ``kernel_lif_int_step``.
+    the input current arriving this step. The parameters are the attributes of
+    ``params``, in units ms, mV, pF, pA; ``t_ref`` is rounded to whole steps. ``spikes``
+    and ``out`` as in ``kernel_lif_int_step``.
     """
-
-@type_check_only
-class _IzhikevichParams(TypedDict):
-    """The Izhikevich parameters, keyword-only in ``kernel_izhikevich_step``."""
-
-    a: NDArray[np.float32] | float
-    b: NDArray[np.float32] | float
-    c: NDArray[np.float32] | float
-    d: NDArray[np.float32] | float
-    dt: float
-    v_peak: float
 
 def kernel_izhikevich_step(
     v: NDArray[np.float32],
     u: NDArray[np.float32],
     i_in: NDArray[np.float32] | float,
+    params: IzhikevichParams,
     *,
     spikes: Literal["mask", "indices"] = "mask",
     out: NDArray[np.bool_] | NDArray[np.uint32] | None = None,
     threads: int | None = None,
-    **params: Unpack[_IzhikevichParams],
 ) -> NDArray[np.bool_] | NDArray[np.uint32]:
     """Izhikevich (2003) step, forward Euler, in place on ``v`` and ``u``.
 
-    ``a``, ``b``, ``c``, ``d`` and ``i_in`` are scalars or one float32 per neuron. A
-    spike is ``v >= v_peak`` after the step. ``spikes`` and ``out`` as in
-    ``kernel_lif_int_step``.
+    ``i_in`` and the ``a``, ``b``, ``c``, ``d`` of ``params`` are scalars or one float32
+    per neuron. A spike is ``v >= params.v_peak`` after the step. ``spikes`` and ``out``
+    as in ``kernel_lif_int_step``.
     """
 
 def kernel_propagate(
     spikes: NDArray[np.uint32],
-    indptr: NDArray[np.int32] | NDArray[np.int64],
-    indices: NDArray[np.int32] | NDArray[np.int64],
-    data: NDArray[np.int16] | NDArray[np.int32] | NDArray[np.float32],
-    shape: tuple[int, int],
+    weights: CsrLike,
     target: NDArray[np.int16] | NDArray[np.int32] | NDArray[np.float32],
 ) -> int:
     """Add the CSR row of every neuron in ``spikes`` into ``target``; return the event count.
 
-    ``indptr`` and ``indices`` share one dtype; ``data`` must be int16 for an int16
-    target, int16 or int32 for an int32 target (both add with saturation), float32 for
-    a float32 target. Every listed row is checked before ``target`` is written.
+    ``weights.indptr`` and ``weights.indices`` share one dtype; ``weights.data`` must be
+    int16 for an int16 target, int16 or int32 for an int32 target (both add with
+    saturation), float32 for a float32 target. Every listed row is checked before
+    ``target`` is written.
     """
 
-def kernel_validate_csr(
-    indptr: NDArray[np.int32] | NDArray[np.int64],
-    indices: NDArray[np.int32] | NDArray[np.int64],
-    data: NDArray[np.int16] | NDArray[np.int32] | NDArray[np.float32],
-    shape: tuple[int, int],
-) -> None:
+def kernel_validate_csr(weights: CsrLike) -> None:
     """Check a whole CSR matrix: lengths, ``indptr`` non-decreasing from 0, columns in range."""
 
 def kernel_spikes_to_indices(mask: NDArray[np.bool_]) -> NDArray[np.uint32]:

@@ -169,7 +169,6 @@ class LifFloatParams:
     i_e: float = _LIF_FLOAT["i_e"]
 
 
-# The fields are the native step functions' keyword arguments: ``**vars(params)``.
 _LIF_FLOAT_DEFAULTS = LifFloatParams()
 
 
@@ -211,7 +210,7 @@ def lif_float_step(
             as in :func:`lif_step`.
     """
     return _native.kernel_lif_float_step(
-        v, i_syn, refractory, i_in, spikes=spikes, out=out, threads=threads, **vars(params)
+        v, i_syn, refractory, i_in, params, spikes=spikes, out=out, threads=threads
     )
 
 
@@ -274,7 +273,7 @@ def izhikevich_step(
             as in :func:`lif_step`.
     """
     return _native.kernel_izhikevich_step(
-        v, u, i_in, spikes=spikes, out=out, threads=threads, **vars(params)
+        v, u, i_in, params, spikes=spikes, out=out, threads=threads
     )
 
 
@@ -353,7 +352,7 @@ class CsrMatrix:
         if len(shape) != 2:
             raise ValueError(f"shape: expected (n_pre, n_post), got {self.shape!r}")
         object.__setattr__(self, "shape", shape)
-        _native.kernel_validate_csr(self.indptr, self.indices, self.data, shape)
+        _native.kernel_validate_csr(self)
 
     @property
     def nnz(self) -> int:
@@ -471,21 +470,9 @@ def propagate(
             points outside ``[0, n_post)``, or a length is wrong. ``target`` is then
             unchanged.
     """
-    if isinstance(weights, CsrMatrix):
-        # The per-step path: shape is already two ints, and there is no format to check.
-        return _native.kernel_propagate(
-            spikes, weights.indptr, weights.indices, weights.data, weights.shape, target
-        )
-    if getattr(weights, "format", "csr") != "csr":
-        raise TypeError(f"weights: expected a CSR matrix, got format {weights.format!r}")  # type: ignore[union-attr]
-    shape = weights.shape
-    if len(shape) != 2:
-        raise ValueError(f"weights: expected a 2-D matrix, got shape {shape!r}")
-    return _native.kernel_propagate(
-        spikes,
-        weights.indptr,
-        weights.indices,
-        weights.data,
-        (int(shape[0]), int(shape[1])),
-        target,
-    )
+    if not isinstance(weights, CsrMatrix):  # a CsrMatrix was checked when it was made
+        if getattr(weights, "format", "csr") != "csr":
+            raise TypeError(f"weights: expected a CSR matrix, got format {weights.format!r}")  # type: ignore[union-attr]
+        if len(weights.shape) != 2:
+            raise ValueError(f"weights: expected a 2-D matrix, got shape {weights.shape!r}")
+    return _native.kernel_propagate(spikes, weights, target)

@@ -114,6 +114,17 @@ pub fn int16_arg(arg: &str, x: i64) -> PyResult<i16> {
     })
 }
 
+/// The attribute `name` of a parameters object, as a float, or an error naming it.
+pub fn float_attr(params: &Bound<'_, PyAny>, name: &str) -> PyResult<f64> {
+    let value = params.getattr(name)?;
+    value.extract().map_err(|_| {
+        invalid_type(format!(
+            "{name}: expected a float, got {}",
+            describe(&value)
+        ))
+    })
+}
+
 pub fn threads_arg(threads: Option<i64>, len: usize) -> PyResult<usize> {
     match threads {
         None => Ok(default_threads(len)),

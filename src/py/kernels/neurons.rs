@@ -7,7 +7,9 @@ use numpy::{Element, PyArray1};
 use pyo3::prelude::*;
 use pyo3::types::PySlice;
 
-use super::args::{borrow_ro, int16_arg, rw, slice, slice_mut, threads_arg, type_err, ParamArg};
+use super::args::{
+    borrow_ro, float_attr, int16_arg, rw, slice, slice_mut, threads_arg, type_err, ParamArg,
+};
 use crate::kernels::izhikevich::{Abcd, IzhikevichParams, IzhikevichPopulation};
 use crate::kernels::lif_float::{LifFloatParams, LifFloatPopulation};
 use crate::kernels::lif_int::{Current, LifIntParams, LifIntPopulation};
@@ -15,24 +17,22 @@ use crate::kernels::{step_indices, step_indices_into, step_mask, Population};
 use crate::py::detach;
 use crate::py::errors::invalid_value;
 
-/// Where a step's spikes go: the `spikes` and `out` arguments of every step function.
+/// The form of a step's spikes: the `spikes` argument of every step function, `"mask"`
+/// or `"indices"`; anything else is a `ValueError` naming the argument and the allowed
+/// values.
 #[derive(Clone, Copy)]
-enum Spikes<'a, 'py> {
-    /// A bool mask, one entry per neuron: into the caller's array if given, otherwise
-    /// into a new one.
-    Mask(Option<&'a Bound<'py, PyAny>>),
-    /// Sorted uint32 indices: into the caller's buffer (at least one entry per neuron)
-    /// if given, otherwise into a new array.
-    Indices(Option<&'a Bound<'py, PyAny>>),
+enum SpikeForm {
+    /// A bool mask, one entry per neuron.
+    Mask,
+    /// The sorted uint32 indices of the neurons that spiked.
+    Indices,
 }
 
-impl<'a, 'py> Spikes<'a, 'py> {
-    /// The form named by `spikes`, or a `ValueError` naming the argument and the allowed
-    /// values.
-    fn new(spikes: &str, out: Option<&'a Bound<'py, PyAny>>) -> PyResult<Self> {
+impl SpikeForm {
+    fn parse(spikes: &str) -> PyResult<Self> {
         match spikes {
-            "mask" => Ok(Self::Mask(out)),
-            "indices" => Ok(Self::Indices(out)),
+            "mask" => Ok(Self::Mask),
+            "indices" => Ok(Self::Indices),
             other => Err(invalid_value(format!(
                 "spikes: expected \"mask\" or \"indices\", got {other:?}"
             ))),
@@ -40,18 +40,21 @@ impl<'a, 'py> Spikes<'a, 'py> {
     }
 }
 
-/// Steps `pop` with the GIL released and returns its spikes as `spikes` asks: the mask
-/// (`out` itself when given), the new index array (handed to numpy without a copy), or
-/// the view of the caller's index buffer that holds them.
+/// Steps `pop` with the GIL released and returns its spikes in the form `spikes` names
+/// (checked before the step, so a bad name leaves the state untouched): a mask
+/// (into `out` when given, and then `out` itself), or indices (into `out[:k]` when a
+/// buffer `out` of at least one entry per neuron is given, otherwise a new array handed to
+/// numpy without a copy).
 fn drive<'py, P: Population>(
     py: Python<'py>,
     pop: P,
-    spikes: Spikes<'_, 'py>,
+    (spikes, out): (&str, Option<&Bound<'py, PyAny>>),
     threads: Option<i64>,
 ) -> PyResult<Bound<'py, PyAny>> {
+    let spikes = SpikeForm::parse(spikes)?;
     let threads = threads_arg(threads, pop.len())?;
-    match spikes {
-        Spikes::Mask(out) => {
+    match (spikes, out) {
+        (SpikeForm::Mask, out) => {
             let out = match out {
                 Some(out) => out.clone(),
                 None => PyArray1::<bool>::zeros(py, pop.len(), false).into_any(),
@@ -61,11 +64,11 @@ fn drive<'py, P: Population>(
             detach(py, move || step_mask(pop, mask, threads))?;
             Ok(out)
         }
-        Spikes::Indices(None) => {
+        (SpikeForm::Indices, None) => {
             let idx = detach(py, move || step_indices(pop, threads))?;
             Ok(idx.into_pyarray(py).into_any())
         }
-        Spikes::Indices(Some(buffer)) => {
+        (SpikeForm::Indices, Some(buffer)) => {
             let mut out = rw::<u32>(buffer, "out", "uint32")?;
             let slots = slice_mut(&mut out, "out")?;
             let k = detach(py, move || step_indices_into(pop, slots, threads))?;
@@ -89,7 +92,6 @@ fn drive<'py, P: Population>(
 ))]
 #[allow(clippy::too_many_arguments)]
 fn kernel_lif_int_step<'py>(
-    py: Python<'py>,
     v: &Bound<'py, PyAny>,
     i_syn: &Bound<'py, PyAny>,
     leak: i64,
@@ -99,12 +101,12 @@ fn kernel_lif_int_step<'py>(
     out: Option<&Bound<'py, PyAny>>,
     threads: Option<i64>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let spikes = Spikes::new(spikes, out)?;
     let p = LifIntParams {
         leak: int16_arg("leak", leak)?,
         threshold: int16_arg("threshold", threshold)?,
         reset: int16_arg("reset", reset)?,
     };
+    let py = v.py();
     let mut v = rw::<i16>(v, "v", "int16")?;
     let v = slice_mut(&mut v, "v")?;
 
@@ -113,7 +115,7 @@ fn kernel_lif_int_step<'py>(
         p: LifIntParams,
         v: &mut [i16],
         i_syn: &Bound<'py, PyArray1<I>>,
-        spikes: Spikes<'_, 'py>,
+        spikes: (&str, Option<&Bound<'py, PyAny>>),
         threads: Option<i64>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let i_syn = borrow_ro(i_syn, "i_syn")?;
@@ -122,9 +124,9 @@ fn kernel_lif_int_step<'py>(
     }
 
     if let Ok(i) = i_syn.cast::<PyArray1<i16>>() {
-        with_current(py, p, v, i, spikes, threads)
+        with_current(py, p, v, i, (spikes, out), threads)
     } else if let Ok(i) = i_syn.cast::<PyArray1<i32>>() {
-        with_current(py, p, v, i, spikes, threads)
+        with_current(py, p, v, i, (spikes, out), threads)
     } else {
         Err(type_err("i_syn", "int16 or int32", i_syn))
     }
@@ -132,46 +134,37 @@ fn kernel_lif_int_step<'py>(
 
 /// Current-based LIF step with exact integration (NEST's `iaf_psc_exp`), in place on
 /// `v`, `i_syn` (float32) and `refractory` (int32); `i_in` is a float32 array, a float
-/// or None. `spikes` and `out` as in `kernel_lif_int_step`.
+/// or None. The parameters are the float attributes of `params` (a `LifFloatParams`).
+/// `spikes` and `out` as in `kernel_lif_int_step`.
 #[pyfunction]
 #[pyo3(signature = (
-    v, i_syn, refractory, i_in = None, *,
-    tau_m, tau_syn, c_m, dt, e_l, v_th, v_reset, t_ref, i_e,
-    spikes = "mask", out = None, threads = None
+    v, i_syn, refractory, i_in, params, *, spikes = "mask", out = None, threads = None
 ))]
 #[allow(clippy::too_many_arguments)]
 fn kernel_lif_float_step<'py>(
-    py: Python<'py>,
     v: &Bound<'py, PyAny>,
     i_syn: &Bound<'py, PyAny>,
     refractory: &Bound<'py, PyAny>,
     i_in: Option<&Bound<'py, PyAny>>,
-    tau_m: f64,
-    tau_syn: f64,
-    c_m: f64,
-    dt: f64,
-    e_l: f64,
-    v_th: f64,
-    v_reset: f64,
-    t_ref: f64,
-    i_e: f64,
+    params: &Bound<'py, PyAny>,
     spikes: &str,
     out: Option<&Bound<'py, PyAny>>,
     threads: Option<i64>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let spikes = Spikes::new(spikes, out)?;
+    let f = |name: &str| float_attr(params, name);
     let params = LifFloatParams {
-        tau_m,
-        tau_syn,
-        c_m,
-        dt,
-        e_l,
-        v_th,
-        v_reset,
-        t_ref,
-        i_e,
+        tau_m: f("tau_m")?,
+        tau_syn: f("tau_syn")?,
+        c_m: f("c_m")?,
+        dt: f("dt")?,
+        e_l: f("e_l")?,
+        v_th: f("v_th")?,
+        v_reset: f("v_reset")?,
+        t_ref: f("t_ref")?,
+        i_e: f("i_e")?,
     };
     let props = params.propagators()?;
+    let py = v.py();
     let mut v = rw::<f32>(v, "v", "float32")?;
     let mut i_syn = rw::<f32>(i_syn, "i_syn", "float32")?;
     let mut refractory = rw::<i32>(refractory, "refractory", "int32")?;
@@ -186,44 +179,35 @@ fn kernel_lif_float_step<'py>(
         slice_mut(&mut refractory, "refractory")?,
         i_in.param("i_in")?,
     )?;
-    drive(py, pop, spikes, threads)
+    drive(py, pop, (spikes, out), threads)
 }
 
-/// Izhikevich step in place on `v` and `u` (float32); `i_in`, `a`, `b`, `c`, `d` are
-/// each a float or a float32 array. `spikes` and `out` as in `kernel_lif_int_step`.
+/// Izhikevich step in place on `v` and `u` (float32); `i_in` is a float or a float32
+/// array. The parameters are the attributes of `params` (an `IzhikevichParams`): `a`,
+/// `b`, `c`, `d` each a float or a float32 array, `dt` and `v_peak` floats. `spikes` and
+/// `out` as in `kernel_lif_int_step`.
 #[pyfunction]
-#[pyo3(signature = (
-    v, u, i_in, *, a, b, c, d, dt, v_peak, spikes = "mask", out = None, threads = None
-))]
-#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (v, u, i_in, params, *, spikes = "mask", out = None, threads = None))]
 fn kernel_izhikevich_step<'py>(
-    py: Python<'py>,
     v: &Bound<'py, PyAny>,
     u: &Bound<'py, PyAny>,
     i_in: &Bound<'py, PyAny>,
-    a: &Bound<'py, PyAny>,
-    b: &Bound<'py, PyAny>,
-    c: &Bound<'py, PyAny>,
-    d: &Bound<'py, PyAny>,
-    dt: f64,
-    v_peak: f64,
+    params: &Bound<'py, PyAny>,
     spikes: &str,
     out: Option<&Bound<'py, PyAny>>,
     threads: Option<i64>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let spikes = Spikes::new(spikes, out)?;
     let p = IzhikevichParams {
-        dt: dt as f32,
-        v_peak: v_peak as f32,
+        dt: float_attr(params, "dt")? as f32,
+        v_peak: float_attr(params, "v_peak")? as f32,
     };
     p.validate()?;
+    let py = v.py();
     let mut v = rw::<f32>(v, "v", "float32")?;
     let mut u = rw::<f32>(u, "u", "float32")?;
     let i_in = ParamArg::extract(i_in, "i_in")?;
-    let a = ParamArg::extract(a, "a")?;
-    let b = ParamArg::extract(b, "b")?;
-    let c = ParamArg::extract(c, "c")?;
-    let d = ParamArg::extract(d, "d")?;
+    let attr = |name: &str| ParamArg::extract(&params.getattr(name)?, name);
+    let [a, b, c, d] = [attr("a")?, attr("b")?, attr("c")?, attr("d")?];
     let abcd = Abcd {
         a: a.param("a")?,
         b: b.param("b")?,
@@ -237,7 +221,7 @@ fn kernel_izhikevich_step<'py>(
         i_in.param("i_in")?,
         abcd,
     )?;
-    drive(py, pop, spikes, threads)
+    drive(py, pop, (spikes, out), threads)
 }
 
 /// Adds the step functions to the `_native` module.

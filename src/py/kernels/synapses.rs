@@ -16,15 +16,21 @@ trait OnCsr<W> {
     fn run<Ix: CsrIndex>(self, csr: Csr<'_, Ix, W>) -> PyResult<Self::Out>;
 }
 
-/// The CSR arguments of a call, before the dtype of the weights is known.
-struct CsrArgs<'a, 'py> {
-    indptr: &'a Bound<'py, PyAny>,
-    indices: &'a Bound<'py, PyAny>,
-    data: &'a Bound<'py, PyAny>,
+/// A CSR matrix argument, read from the attributes of the object passed (a
+/// `CsrMatrix` or a scipy.sparse CSR matrix), before the dtype of the weights is known.
+#[derive(FromPyObject)]
+struct CsrArgs<'py> {
+    #[pyo3(attribute)]
+    indptr: Bound<'py, PyAny>,
+    #[pyo3(attribute)]
+    indices: Bound<'py, PyAny>,
+    #[pyo3(attribute)]
+    data: Bound<'py, PyAny>,
+    #[pyo3(attribute)]
     shape: (usize, usize),
 }
 
-impl CsrArgs<'_, '_> {
+impl CsrArgs<'_> {
     /// If `data` holds weights of `W`: borrows `indptr` and `indices` (one index dtype for
     /// both) with `data` as a [`Csr`] and runs `f` on it. Otherwise hands `f` back, to be
     /// tried with another weight type.
@@ -43,7 +49,7 @@ impl CsrArgs<'_, '_> {
         let (n_pre, n_post) = self.shape;
         let data = borrow_ro(data, "data")?;
         let data = slice(&data, "data")?;
-        match CsrIndexArgs::extract(self.indptr, self.indices)? {
+        match CsrIndexArgs::extract(&self.indptr, &self.indices)? {
             CsrIndexArgs::I32(p, i) => {
                 let (p, i) = (slice(&p, "indptr")?, slice(&i, "indices")?);
                 f.run(Csr::new(p, i, data, n_pre, n_post)?)
@@ -106,20 +112,13 @@ impl<W: Copy + Sync> OnCsr<W> for Validate<'_> {
 fn kernel_propagate<'py>(
     py: Python<'py>,
     spikes: &Bound<'py, PyAny>,
-    indptr: &Bound<'py, PyAny>,
-    indices: &Bound<'py, PyAny>,
-    data: &Bound<'py, PyAny>,
-    shape: (usize, usize),
+    weights: CsrArgs<'py>,
     target: &Bound<'py, PyAny>,
 ) -> PyResult<u64> {
     let spikes = ro::<u32>(spikes, "spikes", "uint32")?;
     let spikes = slice(&spikes, "spikes")?;
-    let csr = CsrArgs {
-        indptr,
-        indices,
-        data,
-        shape,
-    };
+    let csr = &weights;
+    let data = &weights.data;
     if let Ok(t) = target.cast::<PyArray1<i16>>() {
         let weights = (data, "int16 (for an int16 target)");
         propagate_into(py, spikes, t, weights, |op| csr.run_as::<i16, _>(op))
@@ -139,23 +138,12 @@ fn kernel_propagate<'py>(
 
 /// Checks a whole CSR matrix: lengths, `indptr` monotone from 0, column indices in range.
 #[pyfunction]
-fn kernel_validate_csr<'py>(
-    py: Python<'py>,
-    indptr: &Bound<'py, PyAny>,
-    indices: &Bound<'py, PyAny>,
-    data: &Bound<'py, PyAny>,
-    shape: (usize, usize),
-) -> PyResult<()> {
-    let csr = CsrArgs {
-        indptr,
-        indices,
-        data,
-        shape,
-    };
-    csr.run_as::<i16, _>(Validate(py))
-        .or_else(|v| csr.run_as::<i32, _>(v))
-        .or_else(|v| csr.run_as::<f32, _>(v))
-        .unwrap_or_else(|_| Err(type_err("data", "int16, int32 or float32", data)))
+fn kernel_validate_csr<'py>(py: Python<'py>, weights: CsrArgs<'py>) -> PyResult<()> {
+    weights
+        .run_as::<i16, _>(Validate(py))
+        .or_else(|v| weights.run_as::<i32, _>(v))
+        .or_else(|v| weights.run_as::<f32, _>(v))
+        .unwrap_or_else(|_| Err(type_err("data", "int16, int32 or float32", &weights.data)))
 }
 
 /// Sorted uint32 indices of the set entries of a bool mask.
