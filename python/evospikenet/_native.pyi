@@ -2,7 +2,7 @@
 
 from collections.abc import Callable, Iterator
 from types import TracebackType
-from typing import Any, Literal, Self, TypedDict, Unpack, final, type_check_only
+from typing import Any, Literal, Self, TypedDict, final, type_check_only
 
 import numpy as np
 from numpy.typing import NDArray
@@ -471,22 +471,16 @@ def kernel_defaults() -> dict[str, dict[str, Any]]:
     :mod:`evospikenet.kernels` takes its defaults from here.
     """
 
-@type_check_only
-class _LifIntParams(TypedDict):
-    """The integer LIF parameters, keyword-only in ``kernel_lif_int_step``."""
-
-    leak: int
-    threshold: int
-    reset: int
-
 def kernel_lif_int_step(
     v: NDArray[np.int16],
     i_syn: NDArray[np.int16] | NDArray[np.int32],
+    leak: int,
+    threshold: int,
+    reset: int,
     *,
     spikes: Literal["mask", "indices"] = "mask",
     out: NDArray[np.bool_] | NDArray[np.uint32] | None = None,
     threads: int | None = None,
-    **params: Unpack[_LifIntParams],
 ) -> NDArray[np.bool_] | NDArray[np.uint32]:
     """Integer LIF step (EvoSpikeNet's ``LIFNeuronLayer``), in place on ``v``.
 

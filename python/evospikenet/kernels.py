@@ -120,8 +120,9 @@ def lif_step(
     Returns:
         The spikes in the form ``spikes`` names (in ``out`` when given).
     """
-    params = {"leak": leak, "threshold": threshold, "reset": reset}
-    return _native.kernel_lif_int_step(v, i_syn, spikes=spikes, out=out, threads=threads, **params)
+    return _native.kernel_lif_int_step(
+        v, i_syn, leak, threshold, reset, spikes=spikes, out=out, threads=threads
+    )
 
 
 def lif_step_indices(

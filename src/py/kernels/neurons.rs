@@ -88,7 +88,7 @@ fn drive<'py, P: Population>(
 /// raises ValueError. The same holds for every step function.
 #[pyfunction]
 #[pyo3(signature = (
-    v, i_syn, *, leak, threshold, reset, spikes = "mask", out = None, threads = None
+    v, i_syn, leak, threshold, reset, *, spikes = "mask", out = None, threads = None
 ))]
 #[allow(clippy::too_many_arguments)]
 fn kernel_lif_int_step<'py>(
