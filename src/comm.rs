@@ -525,8 +525,14 @@ impl Drop for Communicator {
 }
 
 /// The message `opened` holds, or `None` for a message refused by `Receiver::open` or with
-/// a payload format it cannot have (both counted and logged).
+/// a payload format it cannot have (both counted and logged). `wire` is the message as
+/// received; its header names the sender in the per-sender table and the drop warning.
 fn accept(monitor: &Monitor, topic: &str, wire: &[u8], opened: Result<Opened>) -> Option<Message> {
+    if !topic.starts_with(RESERVED_TOPIC_PREFIX) {
+        monitor
+            .senders
+            .record(topic, wire, opened.as_ref().map(|_| ()));
+    }
     let wire_len = wire.len();
     let opened = opened.map_err(|e| monitor.rejected(topic, wire, &e)).ok()?;
     match Format::from_byte(opened.format) {

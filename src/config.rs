@@ -4,12 +4,14 @@
 //! node on the real network), and with no endpoints given a node uses a fixed loopback
 //! rendezvous port, so two nodes on one machine find each other with no flag at all.
 
+use std::path::Path;
 use std::str::FromStr;
 
 use crate::crypto::handshake::{normalize_fingerprint, IdentityKey};
 use crate::crypto::keys::Psk;
 use crate::crypto::session::ReceiverPolicy;
 use crate::error::{Error, Result};
+use crate::secret_file::{identity_key_from_file, psk_from_file};
 
 /// The rendezvous endpoint of the zero-configuration local mesh: the first node listens
 /// on it, the others connect to it (and gossip meshes them through their own listeners).
@@ -170,7 +172,8 @@ impl Default for Config {
 }
 
 impl Config {
-    /// Read `EVOSPIKENET_PSK`, `NODE_ID`, `EVOSPIKENET_CONNECT`, `EVOSPIKENET_LISTEN`
+    /// Read `EVOSPIKENET_PSK` (or `EVOSPIKENET_PSK_FILE`, a file holding it),
+    /// `EVOSPIKENET_IDENTITY_KEY_FILE`, `NODE_ID`, `EVOSPIKENET_CONNECT`, `EVOSPIKENET_LISTEN`
     /// (comma-separated endpoint lists), `EVOSPIKENET_MODE`, `EVOSPIKENET_NAMESPACE` and
     /// `EVOSPIKENET_KEY_EXCHANGE` (`manual` or `auto`).
     pub fn from_env() -> Result<Config> {
@@ -181,11 +184,28 @@ impl Config {
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config> {
         let nonempty = |name: &str| get(name).filter(|v| !v.trim().is_empty());
         let mut cfg = Config::default();
-        if let Some(psk) = nonempty("EVOSPIKENET_PSK") {
-            cfg.psk = Some(
-                Psk::from_hex(&psk)
-                    .map_err(|e| Error::Config(format!("EVOSPIKENET_PSK is invalid: {e}")))?,
-            );
+        match (
+            nonempty("EVOSPIKENET_PSK"),
+            nonempty("EVOSPIKENET_PSK_FILE"),
+        ) {
+            (Some(_), Some(_)) => {
+                return Err(Error::Config(
+                    "set EVOSPIKENET_PSK or EVOSPIKENET_PSK_FILE, not both".into(),
+                ))
+            }
+            (Some(psk), None) => {
+                cfg.psk = Some(
+                    Psk::from_hex(&psk)
+                        .map_err(|e| Error::Config(format!("EVOSPIKENET_PSK is invalid: {e}")))?,
+                );
+            }
+            (None, Some(path)) => {
+                cfg.psk = Some(psk_from_file(Path::new(path.trim()))?);
+            }
+            (None, None) => {}
+        }
+        if let Some(path) = nonempty("EVOSPIKENET_IDENTITY_KEY_FILE") {
+            cfg.dh.identity = Some(identity_key_from_file(Path::new(path.trim()))?);
         }
         if let Some(kx) = nonempty("EVOSPIKENET_KEY_EXCHANGE") {
             cfg.dh.key_exchange = kx.parse()?;
@@ -423,6 +443,38 @@ mod tests {
             .to_string();
         assert!(err.contains("EVOSPIKENET_PSK") && err.contains("64"));
         assert!(!err.contains("deadbeef"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn env_reads_secret_files_and_refuses_both_forms() {
+        use std::os::unix::fs::PermissionsExt;
+        let path = std::env::temp_dir().join(format!("evospikenet-env-psk-{}", std::process::id()));
+        std::fs::write(&path, PSK).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let shown = path.display().to_string();
+        let cfg = Config::from_lookup(|k| {
+            matches!(k, "EVOSPIKENET_PSK_FILE" | "EVOSPIKENET_IDENTITY_KEY_FILE")
+                .then(|| shown.clone())
+        })
+        .unwrap();
+        assert_eq!(
+            cfg.psk.unwrap().key_id(),
+            Psk::from_hex(PSK).unwrap().key_id()
+        );
+        assert!(cfg.dh.identity.is_some());
+        let both = Config::from_lookup(|k| match k {
+            "EVOSPIKENET_PSK_FILE" => Some(shown.clone()),
+            "EVOSPIKENET_PSK" => Some(PSK.into()),
+            _ => None,
+        });
+        assert!(both.unwrap_err().to_string().contains("not both"));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = Config::from_lookup(|k| (k == "EVOSPIKENET_PSK_FILE").then(|| shown.clone()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(&shown) && err.contains("0644"), "{err}");
+        std::fs::remove_file(&path).unwrap();
     }
 
     #[test]

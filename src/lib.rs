@@ -13,6 +13,8 @@ pub mod dh;
 pub mod error;
 pub mod kernels;
 pub mod monitor;
+pub mod secret_file;
+pub mod senders;
 #[cfg(feature = "transport")]
 pub mod outbox;
 #[cfg(feature = "transport")]

@@ -8,6 +8,7 @@ use parking_lot::Mutex;
 use crate::crypto::envelope::{Header, Mode};
 use crate::crypto::now_ms;
 use crate::error::Error;
+use crate::senders::SenderTable;
 
 /// `log` target of every record; Python sees it as the logger `evospikenet.zenoh_comm`.
 pub const LOG_TARGET: &str = "evospikenet::zenoh_comm";
@@ -137,6 +138,8 @@ impl Default for RateLimitedWarning {
 /// Shared by every consumer of one communicator: counters and the drop warnings.
 pub struct Monitor {
     pub stats: Stats,
+    /// What each sender sent on each topic, accepted or not (read by audit and monitor).
+    pub senders: SenderTable,
     /// Limits the error records (with tracebacks) of user callbacks that raise: their
     /// input may come from the network.
     pub callback_failed: RateLimitedWarning,
@@ -155,6 +158,7 @@ impl Default for Monitor {
     fn default() -> Self {
         Monitor {
             stats: Stats::default(),
+            senders: SenderTable::default(),
             callback_failed: RateLimitedWarning::default(),
             decrypt_failed: RateLimitedWarning::default(),
             no_session: RateLimitedWarning::default(),
