@@ -7,6 +7,8 @@ Two processes on loopback (the parent publishes, a spawned child receives), for 
                              by the PSK; traffic under per-sender keys)
 - ``evospikenet-dh-pins``    DH mode with pinned identity keys: every message also carries
                              a sender tag for its recipient (header mode 3)
+- ``evospikenet-zstd``       this module with a PSK, publications compressed with zstd
+- ``evospikenet-lz4``        the same with lz4
 - ``evospikenet-plain``      this module without a PSK
 - ``python-guide``           eclipse-zenoh + ``cryptography`` AESGCM (random nonce) + JSON +
                              the guide's base64 envelope {"format": "secure", "nonce",
@@ -14,7 +16,11 @@ Two processes on loopback (the parent publishes, a spawned child receives), for 
 - ``python-plain``           eclipse-zenoh + JSON, no encryption (reference)
 
 Scenarios: (a) throughput of small spike messages (a dict with 32 spike indices) sent from
-Python; (b) ping-pong round-trip latency p50/p99; (c) throughput of 1 MiB numpy arrays.
+Python; (b) ping-pong round-trip latency p50/p99; (c) throughput of 1 MiB numpy arrays:
+float64 noise (incompressible) and int16 membrane potentials of a LIF population (the
+state a simulation ships). For this module, the bytes on the wire per message of each
+scenario are recorded too: their ratio between compressed and uncompressed runs is the
+compression ratio.
 Every figure is the median of ``--reps`` repetitions; ratios compare figures measured in
 this same run. All implementations are started first and measured in turn within each
 repetition, in an order that rotates from one repetition to the next, so a ratio never
@@ -44,6 +50,8 @@ IMPLS = [
     "evospikenet",
     "evospikenet-dh",
     "evospikenet-dh-pins",
+    "evospikenet-zstd",
+    "evospikenet-lz4",
     "evospikenet-plain",
     "python-guide",
     "python-plain",
@@ -57,13 +65,24 @@ SMALL = {"node_id": "pfc-0", "step": 0, "spikes": list(range(0, 320, 10))}
 class Ours:
     """This module."""
 
-    def __init__(self, psk: str | None, locator: str | None, dh: bool = False, pins=False):
+    def __init__(
+        self,
+        psk: str | None,
+        locator: str | None,
+        dh: bool = False,
+        pins=False,
+        compression: str | None = None,
+    ):
         from evospikenet.zenoh_comm import ZenohCommunicator, ZenohConfig
 
         me, peer = (
             ("bench-parent", "bench-child") if locator is None else ("bench-child", "bench-parent")
         )
-        kw: dict = {"psk": psk, "key_exchange": "auto" if dh else "manual"}
+        kw: dict = {
+            "psk": psk,
+            "key_exchange": "auto" if dh else "manual",
+            "compression": compression,
+        }
         if pins:
             # Both ends derive both identity keys from the run's PSK.
             kw["identity_key"] = identity(psk, me)
@@ -191,9 +210,11 @@ def identity_fingerprint(key: str) -> str:
 
 def make(impl: str, psk: str, locator: str | None):
     """The endpoint of `impl`; `psk` is used by the encrypted implementations only."""
-    encrypted = impl in ("evospikenet", "evospikenet-dh", "evospikenet-dh-pins", "python-guide")
+    encrypted = impl != "python-plain" and impl != "evospikenet-plain"
     if impl.startswith("evospikenet-dh"):
         return Ours(psk, locator, dh=True, pins=impl.endswith("pins"))
+    if impl in ("evospikenet-zstd", "evospikenet-lz4"):
+        return Ours(psk, locator, compression=impl.rsplit("-", 1)[1])
     cls = Ours if impl.startswith("evospikenet") else PythonStack
     return cls(psk if encrypted else None, locator)
 
@@ -309,7 +330,28 @@ class Run:
         assert self.conn.recv()[0] == "ready"
         if impl.startswith("evospikenet-dh"):
             self.ep.comm.wait_for_session("bench-child", timeout=30)
-        self.out: dict = {"small_msgs_per_s": [], "array_MiB_per_s": [], "rtt_us": []}
+        self.out: dict = {
+            "small_msgs_per_s": [],
+            "array_MiB_per_s": [],
+            "sim_array_MiB_per_s": [],
+            "rtt_us": [],
+        }
+        self.wire: dict[str, list[float]] = {"small": [], "array": [], "sim_array": []}
+
+    def wire_bytes(self) -> int | None:
+        """Bytes this end has put on the wire so far (this module only)."""
+        comm = getattr(self.ep, "comm", None)
+        return comm.stats()["bytes_sent"] if comm is not None else None
+
+    def measure(self, key: str, obj, kind: str, n: int) -> float:
+        """Throughput of `n` messages of `obj`, and their mean size on the wire."""
+        before = self.wire_bytes()
+        rate = throughput(self.ep, self.impl, self.conn, obj, kind, n)
+        after = self.wire_bytes()
+        if before is not None and after is not None:
+            # Warm-up messages are included: they are the same object.
+            self.wire[key].append((after - before) / n)
+        return rate
 
     def close(self) -> None:
         try:
@@ -322,13 +364,29 @@ class Run:
 
     def summary(self) -> dict:
         rtts = self.out["rtt_us"]
+        wire = {f"{k}_wire_bytes": statistics.median(v) for k, v in self.wire.items() if v}
         return {
             "small_msgs_per_s": statistics.median(self.out["small_msgs_per_s"]),
             "array_MiB_per_s": statistics.median(self.out["array_MiB_per_s"]),
+            "sim_array_MiB_per_s": statistics.median(self.out["sim_array_MiB_per_s"]),
+            **wire,
             "rtt_p50_us": float(np.percentile(rtts, 50)),
             "rtt_p99_us": float(np.percentile(rtts, 99)),
             "raw": {k: v for k, v in self.out.items() if k != "rtt_us"},
         }
+
+
+def membrane_potentials(n: int) -> np.ndarray:
+    """The int16 membrane potentials of `n` integer LIF neurons after 100 steps of random
+    drive (evospikenet.kernels.lif_int): what a node ships when it checkpoints or records
+    its state."""
+    from evospikenet import kernels
+
+    rng = np.random.default_rng(1)
+    v = np.zeros(n, dtype=np.int16)
+    for _ in range(100):
+        kernels.lif_step(v, rng.integers(0, 40, n, dtype=np.int16))
+    return v
 
 
 def run_all(impls: list[str], args, progress) -> dict:
@@ -339,14 +397,17 @@ def run_all(impls: list[str], args, progress) -> dict:
             progress(f"{impl}: starting")
             runs.append(Run(impl, ctx))
         big = np.random.default_rng(0).standard_normal(1 << 17)  # 1 MiB of float64
+        sim = membrane_potentials(1 << 19)  # 1 MiB of int16
         for rep in range(args.reps):
             turn = runs[rep % len(runs) :] + runs[: rep % len(runs)]
             for r in turn:
                 progress(f"repetition {rep + 1}/{args.reps}: {r.impl}")
-                rate = throughput(r.ep, r.impl, r.conn, SMALL, "json", args.small)
+                rate = r.measure("small", SMALL, "json", args.small)
                 r.out["small_msgs_per_s"].append(rate)
-                rate = throughput(r.ep, r.impl, r.conn, big, "array", args.arrays)
+                rate = r.measure("array", big, "array", args.arrays)
                 r.out["array_MiB_per_s"].append(rate * big.nbytes / 2**20)
+                rate = r.measure("sim_array", sim, "array", args.arrays)
+                r.out["sim_array_MiB_per_s"].append(rate * sim.nbytes / 2**20)
         for r in runs:
             progress(f"{r.impl}: latency ({args.rounds} round trips)")
             r.out["rtt_us"] = latency(r.ep, r.impl, r.conn, SMALL, "json", args.rounds)
@@ -400,14 +461,31 @@ def main() -> int:
     if ours in results and plain in results:
         added = (results[ours]["rtt_p50_us"] - results[plain]["rtt_p50_us"]) / 2
         summary["added one-way latency of encryption, p50 us (target <= 10)"] = added
+    for algo in ("zstd", "lz4"):
+        impl = f"evospikenet-{algo}"
+        for key, what in (
+            ("small", "small"),
+            ("array", "1 MiB float64"),
+            ("sim_array", "1 MiB int16 V"),
+        ):
+            wire = f"{key}_wire_bytes"
+            if impl in results and ours in results:
+                summary[f"{what}: {algo} compression ratio (wire bytes, uncompressed / {algo})"] = (
+                    results[ours][wire] / results[impl][wire]
+                )
+        summary[f"small: {algo} vs uncompressed, msg/s"] = ratio(impl, ours, small)
+        summary[f"1 MiB float64: {algo} vs uncompressed, MiB/s"] = ratio(impl, ours, big)
+        summary[f"1 MiB int16 V: {algo} vs uncompressed, MiB/s"] = ratio(
+            impl, ours, "sim_array_MiB_per_s"
+        )
 
     print()
-    header = ("implementation", "small msg/s", "1 MiB MiB/s", "RTT p50 us", "RTT p99 us")
-    print(f"{header[0]:<20}{header[1]:>14}{header[2]:>14}{header[3]:>12}{header[4]:>12}")
+    header = ("implementation", "small msg/s", "1 MiB MiB/s", "int16 MiB/s", "RTT p50 us")
+    print(f"{header[0]:<22}{header[1]:>14}{header[2]:>14}{header[3]:>14}{header[4]:>12}")
     for impl, r in results.items():
         print(
-            f"{impl:<20}{r['small_msgs_per_s']:>14,.0f}{r['array_MiB_per_s']:>14,.0f}"
-            f"{r['rtt_p50_us']:>12,.1f}{r['rtt_p99_us']:>12,.1f}"
+            f"{impl:<22}{r['small_msgs_per_s']:>14,.0f}{r['array_MiB_per_s']:>14,.0f}"
+            f"{r['sim_array_MiB_per_s']:>14,.0f}{r['rtt_p50_us']:>12,.1f}"
         )
     print()
     for k, v in summary.items():

@@ -25,7 +25,8 @@ A whole encrypted brain on this machine, one command::
 Separate machines: ``--connect tcp/<router>:7447`` alone makes the node a Zenoh client
 whose traffic the router relays (``evospikenet-router`` runs one); with ``--listen
 tcp/0.0.0.0:7447`` as well, it is a peer that links to the others directly. ``NODE_ID`` and ``EVOSPIKENET_PSK`` are read
-from the environment when the flags are absent.
+from the environment when the flags are absent; ``--psk-file`` (or ``EVOSPIKENET_PSK_FILE``)
+reads the PSK from a file instead, as a Docker or Kubernetes secret is mounted.
 """
 
 from __future__ import annotations
@@ -93,6 +94,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="DH mode: paste public keys (manual), or exchange them automatically, "
         "authenticated by the PSK (auto)",
     )
+    ap.add_argument(
+        "--psk-file",
+        help="a file holding the PSK, mode 0600 (default: $EVOSPIKENET_PSK_FILE)",
+    )
     repeatable(
         "--peer-public-key",
         metavar="HEX",
@@ -144,6 +149,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = ap.parse_args(argv)
     args.node_id = args.node_id or os.environ.get("NODE_ID")
     args.psk = args.psk or os.environ.get("EVOSPIKENET_PSK")
+    args.psk_file = args.psk_file or os.environ.get("EVOSPIKENET_PSK_FILE")
     args.peer_id = [p.strip() for item in args.peer_id for p in item.split(",") if p.strip()]
     if args.steps <= 0 or args.neurons <= 0:
         ap.error("--steps and --neurons must be positive")
@@ -164,14 +170,17 @@ def open_communicator(args: argparse.Namespace):
         raise DemoError("give at least one --peer-id (or use --local)", EXIT_USAGE)
     if args.node_id in args.peer_id:
         raise DemoError(f"--peer-id {args.node_id!r} is this node's own id", EXIT_USAGE)
-    if args.mode == "psk" and not args.psk:
+    if args.psk and args.psk_file:
+        raise DemoError("give --psk or --psk-file (EVOSPIKENET_PSK_FILE), not both", EXIT_USAGE)
+    has_psk = bool(args.psk or args.psk_file)
+    if args.mode == "psk" and not has_psk:
         raise DemoError(
-            "--mode psk needs --psk (or EVOSPIKENET_PSK); generate one with: "
-            'python3 -c "import os; print(os.urandom(32).hex())"',
+            "--mode psk needs --psk (or EVOSPIKENET_PSK) or --psk-file (or "
+            "EVOSPIKENET_PSK_FILE); generate one with: evospikenet keygen",
             EXIT_USAGE,
         )
     auto = args.mode == "dh" and args.key_exchange == "auto"
-    if auto and not args.psk:
+    if auto and not has_psk:
         raise DemoError(
             "--key-exchange auto authenticates peers with a PSK: give --psk too", EXIT_USAGE
         )
@@ -184,6 +193,7 @@ def open_communicator(args: argparse.Namespace):
             connect=args.connect or None,
             listen=args.listen or None,
             psk=args.psk or None,
+            psk_file=args.psk_file or None,
             key_exchange="auto" if auto else "manual",
         )
     except ValueError as e:
@@ -381,7 +391,7 @@ def run_local(args: argparse.Namespace) -> int:
             f"nodes to exchange spikes: use --nodes 2 to {len(regions)}",
             EXIT_USAGE,
         )
-    psk = args.psk or os.urandom(32).hex()
+    psk = args.psk or (None if args.psk_file else os.urandom(32).hex())
     out = args.out or Path("brain_out")
     ids = [f"node-{i + 1}" for i in range(args.nodes)]
     port = free_port()
@@ -391,10 +401,17 @@ def run_local(args: argparse.Namespace) -> int:
     ]  # fmt: skip
     if args.mode == "dh":
         common += ["--mode", "dh", "--key-exchange", "auto"]
-    env = {**os.environ, "EVOSPIKENET_PSK": psk}
+    env = dict(os.environ)
+    if psk:
+        env["EVOSPIKENET_PSK"] = psk
+        env.pop("EVOSPIKENET_PSK_FILE", None)
+    else:
+        env["EVOSPIKENET_PSK_FILE"] = args.psk_file
+        env.pop("EVOSPIKENET_PSK", None)
     print(
         f"Starting an encrypted brain of {len(default_brain(args.neurons).regions)} regions "
-        f"on {args.nodes} processes ({', '.join(ids)}), fresh PSK, loopback port {port}",
+        f"on {args.nodes} processes ({', '.join(ids)}), "
+        f"{'given' if args.psk or args.psk_file else 'fresh'} PSK, loopback port {port}",
         flush=True,
     )
     procs: list[subprocess.Popen] = []

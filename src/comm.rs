@@ -14,6 +14,7 @@ use zenoh::query::{Query, Queryable};
 use zenoh::Wait;
 
 use crate::codec::Format;
+use crate::compress::{self, Compression};
 use crate::config::{validate_node_id, Config};
 use crate::crypto::envelope::Kind;
 use crate::crypto::group::GroupKeys;
@@ -187,6 +188,7 @@ pub struct Communicator {
     closed: AtomicBool,
     /// Publications in counter order, and those held for a manual key exchange.
     outbox: Arc<Outbox>,
+    compression: Option<Compression>,
 }
 
 impl Communicator {
@@ -230,6 +232,7 @@ impl Communicator {
             handles: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
             outbox,
+            compression: config.compression,
         })
     }
 
@@ -320,9 +323,9 @@ impl Communicator {
         key.strip_prefix(&self.prefix).unwrap_or(key)
     }
 
-    /// Seal a payload written by `write` straight into the message buffer, then put it.
-    /// While a manual key exchange awaits its peer's confirmation, the payload is held
-    /// and sent once it confirms (see `outbox`).
+    /// Seal a payload written by `write` straight into the message buffer, then put it,
+    /// compressed as the configuration says. While a manual key exchange awaits its
+    /// peer's confirmation, the payload is held and sent once it confirms (see `outbox`).
     pub fn publish_with(
         &self,
         topic: &str,
@@ -330,17 +333,68 @@ impl Communicator {
         size_hint: usize,
         write: impl FnOnce(&mut Vec<u8>) -> Result<()>,
     ) -> Result<()> {
+        self.publish_compressed_with(topic, format, self.compression, size_hint, write)
+    }
+
+    /// The compression publications use unless told otherwise (`Config::compression`).
+    pub fn default_compression(&self) -> Option<Compression> {
+        self.compression
+    }
+
+    /// As `publish_with`, compressed with `compression` (none with `None`) before sealing.
+    /// The flag and the algorithm travel inside the sealed plaintext (`compress`).
+    pub fn publish_compressed_with(
+        &self,
+        topic: &str,
+        format: Format,
+        compression: Option<Compression>,
+        size_hint: usize,
+        write: impl FnOnce(&mut Vec<u8>) -> Result<()>,
+    ) -> Result<()> {
         self.check_open()?;
         let key = self.key_expr(topic, false)?;
+        // Compressed outside the send-order lock: it is the slow part.
+        let mut write = Some(write);
+        let compressed = match (compression, write.take_if(|_| compression.is_some())) {
+            (Some(algorithm), Some(write)) => {
+                let mut raw = Vec::with_capacity(size_hint);
+                write(&mut raw)?;
+                let mut out = Vec::new();
+                // What does not shrink goes as it is, flag clear.
+                if compress::compress_if_smaller(algorithm, &raw, &mut out)? {
+                    Some((out, format as u8 | compress::COMPRESSED_FLAG))
+                } else {
+                    Some((raw, format as u8))
+                }
+            }
+            _ => None,
+        };
         let mut in_order = self.outbox.turn();
         if in_order.must_hold() {
-            let mut payload = Vec::with_capacity(size_hint);
-            write(&mut payload)?;
-            return in_order.hold(&key, format as u8, payload);
+            let (body, format_byte) = match compressed {
+                Some(c) => c,
+                None => {
+                    let mut raw = Vec::with_capacity(size_hint);
+                    write.expect("an uncompressed publication keeps its writer")(&mut raw)?;
+                    (raw, format as u8)
+                }
+            };
+            return in_order.hold(&key, format_byte, body);
         }
-        let (msg, _, _) =
-            self.sender
-                .seal(Kind::Publish, &key, b"", format as u8, size_hint, write)?;
+        let (msg, _, _) = match compressed {
+            Some((body, format_byte)) => {
+                self.sender
+                    .seal(Kind::Publish, &key, b"", format_byte, body.len(), |buf| {
+                        buf.extend_from_slice(&body);
+                        Ok(())
+                    })?
+            }
+            None => {
+                let write = write.expect("an uncompressed publication keeps its writer");
+                self.sender
+                    .seal(Kind::Publish, &key, b"", format as u8, size_hint, write)?
+            }
+        };
         self.monitor.check_plaintext(topic, &msg);
         let len = msg.len() as u64;
         self.transport.put(&key, msg)?;
@@ -534,7 +588,17 @@ fn accept(monitor: &Monitor, topic: &str, wire: &[u8], opened: Result<Opened>) -
             .record(topic, wire, opened.as_ref().map(|_| ()));
     }
     let wire_len = wire.len();
-    let opened = opened.map_err(|e| monitor.rejected(topic, wire, &e)).ok()?;
+    let mut opened = opened.map_err(|e| monitor.rejected(topic, wire, &e)).ok()?;
+    if opened.format & compress::COMPRESSED_FLAG != 0 {
+        match compress::decompress(&opened.payload) {
+            Ok(payload) => opened.payload = payload,
+            Err(e) => {
+                monitor.undecodable(topic, &e.to_string());
+                return None;
+            }
+        }
+        opened.format &= !compress::COMPRESSED_FLAG;
+    }
     match Format::from_byte(opened.format) {
         Ok(Format::RemoteError) if opened.kind != Kind::Reply => {
             monitor.undecodable(topic, "an error payload outside a reply");

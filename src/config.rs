@@ -7,6 +7,7 @@
 use std::path::Path;
 use std::str::FromStr;
 
+use crate::compress::Compression;
 use crate::crypto::handshake::{normalize_fingerprint, IdentityKey};
 use crate::crypto::keys::Psk;
 use crate::crypto::session::ReceiverPolicy;
@@ -153,6 +154,8 @@ pub struct Config {
     /// The node id `from_env` found in `NODE_ID`, used when none is passed explicitly.
     pub node_id: Option<String>,
     pub dh: DhConfig,
+    /// Compress every publication with this algorithm unless `publish` says otherwise.
+    pub compression: Option<Compression>,
 }
 
 impl Default for Config {
@@ -167,6 +170,7 @@ impl Default for Config {
             policy: ReceiverPolicy::default(),
             node_id: None,
             dh: DhConfig::default(),
+            compression: None,
         }
     }
 }
@@ -175,7 +179,8 @@ impl Config {
     /// Read `EVOSPIKENET_PSK` (or `EVOSPIKENET_PSK_FILE`, a file holding it),
     /// `EVOSPIKENET_IDENTITY_KEY_FILE`, `NODE_ID`, `EVOSPIKENET_CONNECT`, `EVOSPIKENET_LISTEN`
     /// (comma-separated endpoint lists), `EVOSPIKENET_MODE`, `EVOSPIKENET_NAMESPACE` and
-    /// `EVOSPIKENET_KEY_EXCHANGE` (`manual` or `auto`).
+    /// `EVOSPIKENET_KEY_EXCHANGE` (`manual` or `auto`) and `EVOSPIKENET_COMPRESSION`
+    /// (`zstd` or `lz4`).
     pub fn from_env() -> Result<Config> {
         Config::from_lookup(|name| std::env::var(name).ok())
     }
@@ -206,6 +211,9 @@ impl Config {
         }
         if let Some(path) = nonempty("EVOSPIKENET_IDENTITY_KEY_FILE") {
             cfg.dh.identity = Some(identity_key_from_file(Path::new(path.trim()))?);
+        }
+        if let Some(c) = nonempty("EVOSPIKENET_COMPRESSION") {
+            cfg.compression = Some(c.parse()?);
         }
         if let Some(kx) = nonempty("EVOSPIKENET_KEY_EXCHANGE") {
             cfg.dh.key_exchange = kx.parse()?;

@@ -6,6 +6,7 @@
 pub mod codec;
 #[cfg(feature = "transport")]
 pub mod comm;
+pub mod compress;
 #[cfg(feature = "transport")]
 pub mod config;
 pub mod crypto;

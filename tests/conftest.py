@@ -39,6 +39,8 @@ def _no_ambient_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests never inherit a PSK, node id or endpoints from the developer's shell."""
     for var in (
         "EVOSPIKENET_PSK",
+        "EVOSPIKENET_PSK_FILE",
+        "EVOSPIKENET_IDENTITY_KEY_FILE",
         "NODE_ID",
         "EVOSPIKENET_CONNECT",
         "EVOSPIKENET_LISTEN",

@@ -3,8 +3,9 @@ Dockerfile, the ``evospikenet-router`` entry point, and the compose nodes' own c
 as local processes through a local router.
 
 No Docker engine is needed: the compose file is parsed, and its node commands run on this
-machine with the compose environment (``NODE_ID``, ``EVOSPIKENET_PSK``), ``router:7447``
-replaced by a router on loopback.
+machine with the compose environment (``NODE_ID``, ``EVOSPIKENET_PSK_FILE``, the Docker
+secret's path mapped to a 0600 file of the test), ``router:7447`` replaced by a router on
+loopback.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ ENV_EXAMPLE = REPO / ".env.example"
 # service -> (NODE_ID, the peer it names), as the guide's compose file has them.
 NODE_SERVICES = {"brain-node-1": ("pfc-0", "motor-0"), "brain-node-2": ("motor-0", "pfc-0")}
 COMPOSE_ROUTER_ENDPOINT = "tcp/router:7447"
+PSK_SECRET = "evospikenet_psk"
+PSK_SECRET_PATH = f"/run/secrets/{PSK_SECRET}"
 NETWORK = "brain-network"
 
 
@@ -127,8 +130,15 @@ def test_compose_services_match_the_guide():
         service = services[name]
         env = service_env(service)
         assert env["NODE_ID"] == node_id
-        # The key comes from .env, never from the compose file itself.
-        assert env["EVOSPIKENET_PSK"] == "${EVOSPIKENET_PSK}"
+        # The key comes from a Docker secret (a file), never from the compose file itself
+        # nor from an environment variable.
+        assert env["EVOSPIKENET_PSK_FILE"] == PSK_SECRET_PATH
+        assert "EVOSPIKENET_PSK" not in env
+        secrets = [x if isinstance(x, str) else x["source"] for x in service["secrets"]]
+        assert secrets == [PSK_SECRET]
+        for x in service["secrets"]:
+            if isinstance(x, Mapping):
+                assert x.get("target", PSK_SECRET) == PSK_SECRET and x["mode"] == 0o400
         assert NETWORK in service_networks(service)
         argv = service_command(service)
         assert argv[:2] == ["python", DEMO], argv
@@ -147,6 +157,9 @@ def test_compose_services_match_the_guide():
     assert argv[0] == "evospikenet-router"
     assert flag_values(argv, "--listen") == ["tcp/0.0.0.0:7447"]
     assert NETWORK in service_networks(router)
+    assert compose["secrets"][PSK_SECRET]["file"] == f"./secrets/{PSK_SECRET}"
+    # The guide's environment-variable form stays documented next to it.
+    assert "EVOSPIKENET_PSK=${EVOSPIKENET_PSK}" in COMPOSE.read_text()
     # No service carries a literal key.
     for name, service in services.items():
         psk = service_env(service).get("EVOSPIKENET_PSK")
@@ -187,6 +200,8 @@ def test_pyproject_declares_the_router_script():
     tomllib = pytest.importorskip("tomllib")
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     assert project["scripts"]["evospikenet-router"] == "evospikenet.router:main"
+    assert project["scripts"]["evospikenet"] == "evospikenet.cli:main"
+    assert project["optional-dependencies"]["metrics"] == ["prometheus_client>=0.20"]
 
 
 # --- the router entry point ------------------------------------------------------------------
@@ -260,14 +275,19 @@ def test_router_malformed_endpoint_is_one_line_and_exit_2():
 def test_compose_nodes_run_locally_and_match_single_process(tmp_path):
     services = load_compose()["services"]
     require_demo()
-    psk = new_psk()  # what .env would hold
+    # What `evospikenet keygen --out secrets/evospikenet_psk` writes, where Docker would
+    # mount it.
+    secret = tmp_path / PSK_SECRET
+    secret.write_text(new_psk() + "\n")
+    secret.chmod(0o600)
     router, locators = start_router(["tcp/127.0.0.1:0"])
     nodes: dict[str, Proc] = {}
     with running(router) as started:
         for name in NODE_SERVICES:
             service = services[name]
             env = {
-                k: interpolate(v, {"EVOSPIKENET_PSK": psk}) for k, v in service_env(service).items()
+                k: interpolate(v, {}).replace(PSK_SECRET_PATH, str(secret))
+                for k, v in service_env(service).items()
             }
             argv = local_node_command(service_command(service), locators[0], tmp_path)
             nodes[env["NODE_ID"]] = Proc(argv, env=clean_env(env), cwd=REPO)

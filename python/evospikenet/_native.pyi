@@ -1,6 +1,7 @@
 """Type stubs of the native extension ``evospikenet._native`` (Rust, PyO3)."""
 
 from collections.abc import Callable, Iterator
+from os import PathLike
 from types import TracebackType
 from typing import Any, Literal, Self, TypedDict, final, type_check_only
 
@@ -56,6 +57,28 @@ class Stats(TypedDict):
     """Messages dropped by a bug of evospikenet caught on the callback thread (logged at
     ``ERROR``); delivery goes on with the next message."""
 
+@type_check_only
+class SenderStats(TypedDict):
+    """One row of :meth:`ZenohCommunicator.sender_stats`: what one sender published on
+    one topic, as this node's subscriptions saw it."""
+
+    sender: str | None
+    """The node id the message header names: claimed, not authenticated, when the
+    message was refused. ``None`` for messages without an evospikenet header (a plain
+    Zenoh publisher), and for the row that gathers pairs beyond the table's bound."""
+    topic: str
+    """The topic, without the namespace."""
+    received: int
+    """Messages opened and accepted."""
+    plaintext: int
+    """Messages not encrypted at all (refused by a node with a key)."""
+    undecryptable: int
+    """Encrypted messages the local keys cannot open (another PSK, tampered)."""
+    replayed: int
+    """Authentic messages refused as replays or stale."""
+    last_seen: float
+    """When the last one arrived, in seconds since the Unix epoch."""
+
 @final
 class ZenohConfig:
     """Configuration of a :class:`ZenohCommunicator`.
@@ -86,6 +109,15 @@ class ZenohConfig:
             :attr:`identity_fingerprint`.
         trusted_peers: ``{node_id: fingerprint}``: in ``"auto"`` mode only these peers, and
             only with the identity key of that fingerprint, complete an exchange.
+        psk_file: A file holding the PSK as hex (a Docker or Kubernetes secret such as
+            ``/run/secrets/evospikenet_psk``), instead of ``psk``. Refused, naming the file
+            and its mode, when group or others may access it (``chmod 600``), as ssh does.
+        identity_key_file: A file holding ``identity_key``, with the same rules.
+        metrics_port: Serve the communicator's counters in the Prometheus text format on
+            ``http://127.0.0.1:<port>/metrics`` from its opening to its close (needs the
+            ``metrics`` extra, ``prometheus_client``; see :mod:`evospikenet.metrics`).
+        compression: Compress every publication with this algorithm (``"zstd"`` or
+            ``"lz4"``) unless ``publish(compress=...)`` says otherwise.
         rekey_after_messages: In DH mode, draw a new sender key and run a new exchange with
             every peer after this many messages ...
         rekey_after_seconds: ... or this many seconds (WireGuard's REKEY_AFTER_TIME by
@@ -102,7 +134,9 @@ class ZenohConfig:
         evospikenet.errors.ConfigError: (a ``ValueError``) a malformed PSK (the message says
             what is expected and never shows the value), an unknown mode, a malformed
             endpoint or namespace, ``"auto"`` without a PSK or ``trusted_peers``,
-            ``trusted_peers`` without ``identity_key``, a malformed fingerprint.
+            ``trusted_peers`` without ``identity_key``, a malformed fingerprint, a key file
+            that cannot be read or that group or others may access, both ``psk`` and
+            ``psk_file`` (or ``identity_key`` and ``identity_key_file``).
         ValueError: a negative or non-finite number of seconds.
     """
 
@@ -120,15 +154,20 @@ class ZenohConfig:
         key_exchange: Literal["manual", "auto"] = "manual",
         identity_key: str | None = None,
         trusted_peers: dict[str, str] | None = None,
+        psk_file: str | PathLike[str] | None = None,
+        identity_key_file: str | PathLike[str] | None = None,
+        metrics_port: int | None = None,
+        compression: Literal["zstd", "lz4"] | None = None,
         rekey_after_messages: int = ...,
         rekey_after_seconds: float = ...,
     ) -> Self: ...
     @classmethod
     def from_env(cls) -> ZenohConfig:
-        """Build from ``EVOSPIKENET_PSK``, ``NODE_ID``, ``EVOSPIKENET_CONNECT`` and
-        ``EVOSPIKENET_LISTEN`` (comma-separated endpoints), ``EVOSPIKENET_MODE``,
-        ``EVOSPIKENET_NAMESPACE`` and ``EVOSPIKENET_KEY_EXCHANGE``. Unset variables keep the
-        defaults."""
+        """Build from ``EVOSPIKENET_PSK`` (or ``EVOSPIKENET_PSK_FILE``, a file holding it,
+        checked as ``psk_file``), ``EVOSPIKENET_IDENTITY_KEY_FILE``, ``NODE_ID``,
+        ``EVOSPIKENET_CONNECT`` and ``EVOSPIKENET_LISTEN`` (comma-separated endpoints),
+        ``EVOSPIKENET_MODE``, ``EVOSPIKENET_NAMESPACE``, ``EVOSPIKENET_KEY_EXCHANGE`` and
+        ``EVOSPIKENET_COMPRESSION``. Unset variables keep the defaults."""
     @property
     def mode(self) -> str:
         """The Zenoh role: ``"peer"``, ``"client"`` or ``"router"``."""
@@ -156,6 +195,12 @@ class ZenohConfig:
     def node_id(self) -> str | None:
         """The node id read from ``NODE_ID`` by :meth:`from_env`."""
     @property
+    def compression(self) -> str | None:
+        """The default compression of publications, if any."""
+    @property
+    def metrics_port(self) -> int | None:
+        """The Prometheus port of ``metrics_port``, if any."""
+    @property
     def multicast_scouting(self) -> bool:
         """Whether nodes are announced and discovered by UDP multicast (off by default)."""
     @property
@@ -176,6 +221,11 @@ class ZenohConfig:
     @property
     def rekey_after_seconds(self) -> float:
         """In DH mode, seconds after which the node rekeys."""
+
+def crypto_backends() -> dict[str, str]:
+    """``{crate: version}`` of the crypto and transport crates compiled into this build
+    (``ring``, ``x25519-dalek``, ``curve25519-dalek``, ``zenoh``), from its Cargo.lock;
+    ``evospikenet audit`` checks them against its minimum-version table."""
 
 def generate_identity_key() -> str:
     """A new random identity key (64 hex digits). Keep it secret, like a PSK."""
@@ -283,6 +333,8 @@ class ZenohCommunicator(_ClosedByWith):
             characters of letters, digits, ``-_.``).
         evospikenet.errors.TransportError: (a ``ConnectionError``) the Zenoh session could
             not be opened (e.g. a listen port in use).
+        ImportError: ``metrics_port`` without ``prometheus_client`` installed.
+        OSError: ``metrics_port`` cannot be bound.
 
     Once closed, every method but :meth:`close`, :meth:`stats` and the properties
     ``node_id``, ``namespace`` and ``closed`` raises
@@ -309,7 +361,13 @@ class ZenohCommunicator(_ClosedByWith):
         """The endpoints this node listens on, with the real port when 0 was requested."""
     def connected_peers(self) -> int:
         """How many Zenoh peers and routers this node currently has a link to."""
-    def publish(self, topic: str, data: Any, serialize: _Serializer = "json") -> None:
+    def publish(
+        self,
+        topic: str,
+        data: Any,
+        serialize: _Serializer = "json",
+        compress: bool | Literal["zstd", "lz4"] | None = None,
+    ) -> None:
         """Encrypt and publish ``data`` on ``topic`` (under the namespace).
 
         Serializers: ``"json"`` (dict, list, str, int, float, bool, None, and numpy
@@ -318,10 +376,23 @@ class ZenohCommunicator(_ClosedByWith):
         ndarray of the same dtype and shape). Blocks (never drops) while the network is
         congested.
 
+        ``compress``: ``None`` follows the configuration (``ZenohConfig(compression=...)``),
+        ``True`` compresses with it or zstd, ``False`` never, or the algorithm by name. The
+        payload is compressed before sealing (sent as it is under 1 KiB, or when that does
+        not make it shorter) and the algorithm is flagged inside the authenticated
+        plaintext: receivers need no setting. Compression shows in the message length how
+        well the data compresses: never compress secrets together with data an attacker
+        chooses (SECURITY.md, "Compression").
+
+        After :meth:`complete_key_exchange`, publications are held until the peer confirms
+        the session, then sent in order (see there).
+
         Raises:
-            ValueError: unknown serializer, invalid topic (wildcards are for subscribing),
-                non-finite floats in json.
+            ValueError: unknown serializer or compression, invalid topic (wildcards are for
+                subscribing), non-finite floats in json.
             TypeError: data the serializer cannot encode.
+            evospikenet.errors.KeyExchangeError: (a ``ValueError``) publications held for
+                an unconfirmed key exchange passed their limit.
             evospikenet.errors.CommunicatorClosedError: (a ``RuntimeError``) the
                 communicator is closed.
         """
@@ -445,6 +516,14 @@ class ZenohCommunicator(_ClosedByWith):
     def stats(self) -> Stats:
         """The counters since the communicator was opened (see :class:`Stats`); still
         readable after close."""
+    def sender_stats(self) -> list[SenderStats]:
+        """What each sender published on each topic this node subscribes to, accepted or
+        refused (see :class:`SenderStats`), sorted by sender and topic. Bounded: past
+        4096 pairs, new ones are counted in one row with ``sender`` ``None``.
+
+        Raises:
+            evospikenet.errors.CommunicatorClosedError: after close.
+        """
     def close(self) -> None:
         """Close the Zenoh session and stop the callback thread. Idempotent."""
 

@@ -46,10 +46,12 @@ class _NoKeyWarningFilter(logging.Filter):
         return not record.getMessage().startswith("No PSK configured")
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+def parse_args(
+    argv: Sequence[str] | None = None, prog: str = "evospikenet-router"
+) -> argparse.Namespace:
     """The command line: ``--listen`` (repeatable) and ``--namespace``."""
     parser = argparse.ArgumentParser(
-        prog="evospikenet-router",
+        prog=prog,
         description="Run a Zenoh router for evospikenet brain nodes (multicast scouting off).",
     )
     parser.add_argument(
@@ -98,9 +100,9 @@ def _one_line(error: BaseException) -> str:
     return " ".join(text.split())
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, prog: str = "evospikenet-router") -> int:
     """Run the router until SIGINT or SIGTERM; return the process exit status."""
-    args = parse_args(argv)
+    args = parse_args(argv, prog)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
     stop = threading.Event()
@@ -116,9 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             router = open_router(args.listen, args.namespace)
         except (ValueError, ConnectionError) as e:
             endpoints = ", ".join(args.listen)
-            print(
-                f"evospikenet-router: cannot listen on {endpoints}: {_one_line(e)}", file=sys.stderr
-            )
+            print(f"{prog}: cannot listen on {endpoints}: {_one_line(e)}", file=sys.stderr)
             return EXIT_USAGE
         try:
             print(f"Router listening on {', '.join(router.locators)}", flush=True)

@@ -11,10 +11,11 @@ use crossbeam_channel::{bounded, TrySendError};
 use parking_lot::{Mutex, RwLock};
 use pyo3::prelude::*;
 use pyo3::pyclass::PyClass;
-use pyo3::types::{PyDict, PyTuple};
+use pyo3::types::{PyDict, PyList, PyTuple};
 
 use crate::codec::Format;
 use crate::comm::{Communicator, Declaration, Declared, Message};
+use crate::compress::Compression;
 use crate::config::Config;
 use crate::crypto::handshake::{parse_public_key, parse_public_key_hex};
 use crate::crypto::random_bytes;
@@ -26,6 +27,7 @@ use crate::py::config::PyZenohConfig;
 use crate::py::dispatch::{CallbackTarget, Dispatcher, Job, JobQueue, ServeTarget};
 use crate::py::errors::{self, invalid_type, invalid_value};
 use crate::py::handle::{PyHandle, PyMessageQueue, PyService, PySubscription};
+use crate::py::metrics;
 use crate::py::shutting_down;
 
 /// The encrypted communicator of one node.
@@ -66,6 +68,8 @@ pub struct PyZenohCommunicator {
     dispatcher: Mutex<Option<Dispatcher>>,
     /// The counters at close(), so stats() still answers afterwards.
     last_stats: Mutex<Option<Vec<(&'static str, u64)>>>,
+    /// The Prometheus server of `ZenohConfig(metrics_port=...)`, shut down at close.
+    metrics_server: Mutex<Option<Py<PyAny>>>,
 }
 
 fn generated_node_id() -> String {
@@ -80,6 +84,29 @@ fn check_callable(py: Python<'_>, f: &Py<PyAny>, name: &str) -> PyResult<()> {
     } else {
         Err(invalid_type(format!("{name} must be callable")))
     }
+}
+
+/// `publish(compress=...)`: `None` the configuration's default, `True` that default or
+/// zstd, `False` none, or an algorithm's name.
+fn compression_arg(
+    arg: Option<&Bound<'_, PyAny>>,
+    default: Option<Compression>,
+) -> PyResult<Option<Compression>> {
+    let Some(arg) = arg.filter(|a| !a.is_none()) else {
+        return Ok(default);
+    };
+    if let Ok(on) = arg.extract::<bool>() {
+        return Ok(on.then(|| default.unwrap_or(Compression::DEFAULT)));
+    }
+    if let Ok(name) = arg.extract::<String>() {
+        return name
+            .parse::<Compression>()
+            .map(Some)
+            .map_err(|e| invalid_value(format!("compress: {e}")));
+    }
+    Err(invalid_type(
+        "compress must be None, True, False, \"zstd\" or \"lz4\"",
+    ))
 }
 
 pub(crate) fn timeout_arg(name: &str, t: Option<f64>) -> PyResult<Option<Duration>> {
@@ -129,6 +156,10 @@ impl PyZenohCommunicator {
     }
 
     fn close_inner(&self, py: Python<'_>) -> PyResult<()> {
+        // The metrics server first, so no scrape reads a half-closed communicator; its
+        // failure to stop is reported after the session is closed all the same.
+        let server = self.metrics_server.lock().take();
+        let stopped = server.map_or(Ok(()), |s| s.call_method0(py, "shutdown").map(drop));
         let comm = self.comm.write().take();
         let dispatcher = self.dispatcher.lock().take();
         crate::py::detach(py, move || {
@@ -137,8 +168,8 @@ impl PyZenohCommunicator {
                 d.stop();
             }
             result
-        })
-        .map_err(Into::into)
+        })?;
+        stopped
     }
 }
 
@@ -171,13 +202,14 @@ impl PyZenohCommunicator {
             ),
             None => (None, config),
         };
-        let config: Config = match config {
-            Some(c) if !c.is_none() => c
-                .extract::<PyRef<'_, PyZenohConfig>>()
-                .map_err(|_| invalid_type("config must be a ZenohConfig"))?
-                .inner
-                .clone(),
-            _ => Config::from_env()?,
+        let (config, metrics_port): (Config, Option<u16>) = match config {
+            Some(c) if !c.is_none() => {
+                let c = c
+                    .extract::<PyRef<'_, PyZenohConfig>>()
+                    .map_err(|_| invalid_type("config must be a ZenohConfig"))?;
+                (c.inner.clone(), c.metrics_port)
+            }
+            _ => (Config::from_env()?, None),
         };
         let node_id = node_id
             .or_else(|| config.node_id.clone())
@@ -189,13 +221,25 @@ impl PyZenohCommunicator {
             .map(|s| s.trim().to_owned())
             .unwrap_or_else(generated_node_id);
         let comm = crate::py::detach(py, || Communicator::open(&node_id, &config))?;
+        let comm = Arc::new(comm);
+        let metrics_server = match metrics_port {
+            Some(port) => match metrics::start_server(py, &node_id, &comm, port) {
+                Ok(server) => Some(server),
+                Err(e) => {
+                    let _ = crate::py::detach(py, || comm.close());
+                    return Err(e);
+                }
+            },
+            None => None,
+        };
         let dispatcher = Dispatcher::start(&node_id, comm.monitor().clone());
         Ok(PyZenohCommunicator {
             node_id,
             namespace: config.namespace.clone(),
-            comm: RwLock::new(Some(Arc::new(comm))),
+            comm: RwLock::new(Some(comm)),
             dispatcher: Mutex::new(Some(dispatcher)),
             last_stats: Mutex::new(None),
+            metrics_server: Mutex::new(metrics_server),
         })
     }
 
@@ -246,25 +290,40 @@ impl PyZenohCommunicator {
     /// ndarray of the same dtype and shape). Blocks (never drops) while the network is
     /// congested.
     ///
+    /// ``compress``: ``None`` follows the configuration (``ZenohConfig(compression=...)``),
+    /// ``True`` compresses with it or zstd, ``False`` never, or the algorithm by name. The
+    /// payload is compressed before sealing (sent as it is under 1 KiB, or when that does
+    /// not make it shorter) and the algorithm is flagged inside the authenticated
+    /// plaintext: receivers need no setting. Compression shows in the message length how
+    /// well the data compresses: never compress secrets together with data an attacker
+    /// chooses (SECURITY.md, "Compression").
+    ///
+    /// After :meth:`complete_key_exchange`, publications are held until the peer confirms
+    /// the session, then sent in order (see there).
+    ///
     /// Raises:
-    ///     ValueError: unknown serializer, invalid topic (wildcards are for subscribing),
-    ///         non-finite floats in json.
+    ///     ValueError: unknown serializer or compression, invalid topic (wildcards are for
+    ///         subscribing), non-finite floats in json.
     ///     TypeError: data the serializer cannot encode.
+    ///     evospikenet.errors.KeyExchangeError: (a ``ValueError``) publications held for
+    ///         an unconfirmed key exchange passed their limit.
     ///     evospikenet.errors.CommunicatorClosedError: (a ``RuntimeError``) the
     ///         communicator is closed.
-    #[pyo3(signature = (topic, data, serialize = "json"))]
+    #[pyo3(signature = (topic, data, serialize = "json", compress = None))]
     fn publish(
         &self,
         py: Python<'_>,
         topic: &str,
         data: &Bound<'_, PyAny>,
         serialize: &str,
+        compress: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
         let format = Format::from_name(serialize)?;
         let comm = self.comm()?;
+        let compression = compression_arg(compress, comm.default_compression())?;
         let encoded = codec::encode(data, format)?;
         crate::py::detach(py, || {
-            comm.publish_with(topic, format, encoded.len(), |buf| {
+            comm.publish_compressed_with(topic, format, compression, encoded.len(), |buf| {
                 encoded.write_to(buf);
                 Ok(())
             })
@@ -551,26 +610,26 @@ impl PyZenohCommunicator {
     /// The counters since the communicator was opened (see :class:`Stats`); still
     /// readable after close.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let d = PyDict::new(py);
         let comm = self.comm.read().clone();
-        match comm {
-            Some(c) => {
-                for (k, v) in c.stats().snapshot() {
-                    d.set_item(k, v)?;
-                }
-            }
-            None => {
-                for (k, _) in Stats::default().snapshot() {
-                    d.set_item(k, 0)?;
-                }
-                if let Some(last) = self.last_stats.lock().as_ref() {
-                    for (k, v) in last {
-                        d.set_item(*k, *v)?;
-                    }
-                }
+        if let Some(c) = comm {
+            return metrics::stats_dict(py, &c);
+        }
+        let d = PyDict::new(py);
+        for (k, _) in Stats::default().snapshot() {
+            d.set_item(k, 0)?;
+        }
+        if let Some(last) = self.last_stats.lock().as_ref() {
+            for (k, v) in last {
+                d.set_item(*k, *v)?;
             }
         }
         Ok(d)
+    }
+
+    /// Per (sender, topic) counts of what this node's subscriptions saw, accepted or not.
+    fn sender_stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let comm = self.comm()?;
+        metrics::sender_rows(py, &comm)
     }
 
     /// Close the Zenoh session and stop the callback thread. Idempotent.

@@ -15,6 +15,7 @@ use crate::crypto::handshake::IdentityKey;
 use crate::crypto::keys::Psk;
 use crate::crypto::session::ReceiverPolicy;
 use crate::py::errors::{invalid_type, invalid_value};
+use crate::secret_file::{identity_key_from_file, psk_from_file};
 
 /// Configuration of a :class:`ZenohCommunicator`.
 ///
@@ -66,6 +67,8 @@ use crate::py::errors::{invalid_type, invalid_value};
 #[derive(Clone)]
 pub struct PyZenohConfig {
     pub inner: Config,
+    /// Serve the communicator's counters to Prometheus on this port (`evospikenet.metrics`).
+    pub metrics_port: Option<u16>,
 }
 
 pub fn parse_psk(psk: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Psk>> {
@@ -114,6 +117,7 @@ impl PyZenohConfig {
         freshness_window = seconds(ReceiverPolicy::default().freshness_ms),
         session_grace = seconds(ReceiverPolicy::default().session_grace_ms),
         key_exchange = "manual", identity_key = None, trusted_peers = None,
+        psk_file = None, identity_key_file = None, metrics_port = None, compression = None,
         rekey_after_messages = DEFAULT_REKEY_AFTER_MESSAGES,
         rekey_after_seconds = seconds(DEFAULT_REKEY_AFTER_MS)
     ))]
@@ -130,6 +134,10 @@ impl PyZenohConfig {
         key_exchange: &str,
         identity_key: Option<&str>,
         trusted_peers: Option<std::collections::BTreeMap<String, String>>,
+        psk_file: Option<std::path::PathBuf>,
+        identity_key_file: Option<std::path::PathBuf>,
+        metrics_port: Option<u16>,
+        compression: Option<&str>,
         rekey_after_messages: u64,
         rekey_after_seconds: f64,
     ) -> PyResult<Self> {
@@ -138,33 +146,53 @@ impl PyZenohConfig {
             connect: endpoints("connect", connect)?,
             listen: endpoints("listen", listen)?,
             namespace: namespace.to_owned(),
-            psk: parse_psk(psk)?,
+            psk: match (parse_psk(psk)?, psk_file) {
+                (Some(_), Some(_)) => {
+                    return Err(invalid_value("give psk or psk_file, not both"));
+                }
+                (Some(p), None) => Some(p),
+                (None, Some(path)) => Some(psk_from_file(&path)?),
+                (None, None) => None,
+            },
             multicast_scouting,
             ..Config::default()
         };
         inner.policy.freshness_ms = seconds_to_ms("freshness_window", freshness_window)?;
         inner.policy.session_grace_ms = seconds_to_ms("session_grace", session_grace)?;
         inner.dh.key_exchange = key_exchange.parse::<KeyExchange>()?;
-        if let Some(k) = identity_key {
-            inner.dh.identity = Some(IdentityKey::from_hex(k)?);
-        }
+        inner.dh.identity = match (identity_key, identity_key_file) {
+            (Some(_), Some(_)) => {
+                return Err(invalid_value(
+                    "give identity_key or identity_key_file, not both",
+                ));
+            }
+            (Some(k), None) => Some(IdentityKey::from_hex(k)?),
+            (None, Some(path)) => Some(identity_key_from_file(&path)?),
+            (None, None) => None,
+        };
         for (peer, fp) in trusted_peers.unwrap_or_default() {
             inner.dh.trust(&peer, &fp)?;
         }
+        inner.compression = compression.map(str::parse).transpose()?;
         inner.dh.rekey_after_messages = rekey_after_messages;
         inner.dh.rekey_after_ms = seconds_to_ms("rekey_after_seconds", rekey_after_seconds)?;
         inner.validate()?;
-        Ok(PyZenohConfig { inner })
+        Ok(PyZenohConfig {
+            inner,
+            metrics_port,
+        })
     }
 
-    /// Build from ``EVOSPIKENET_PSK``, ``NODE_ID``, ``EVOSPIKENET_CONNECT`` and
-    /// ``EVOSPIKENET_LISTEN`` (comma-separated endpoints), ``EVOSPIKENET_MODE``,
-    /// ``EVOSPIKENET_NAMESPACE`` and ``EVOSPIKENET_KEY_EXCHANGE``. Unset variables keep the
-    /// defaults.
+    /// Build from ``EVOSPIKENET_PSK`` (or ``EVOSPIKENET_PSK_FILE``, a file holding it,
+    /// checked as ``psk_file``), ``EVOSPIKENET_IDENTITY_KEY_FILE``, ``NODE_ID``,
+    /// ``EVOSPIKENET_CONNECT`` and ``EVOSPIKENET_LISTEN`` (comma-separated endpoints),
+    /// ``EVOSPIKENET_MODE``, ``EVOSPIKENET_NAMESPACE``, ``EVOSPIKENET_KEY_EXCHANGE`` and
+    /// ``EVOSPIKENET_COMPRESSION``. Unset variables keep the defaults.
     #[classmethod]
     fn from_env(_cls: &Bound<'_, PyType>) -> PyResult<Self> {
         Ok(PyZenohConfig {
             inner: Config::from_env()?,
+            metrics_port: None,
         })
     }
 
@@ -230,6 +258,16 @@ impl PyZenohConfig {
     }
 
     /// Whether nodes are announced and discovered by UDP multicast (off by default).
+    #[getter]
+    fn compression(&self) -> Option<&'static str> {
+        self.inner.compression.map(|c| c.as_str())
+    }
+
+    #[getter]
+    fn metrics_port(&self) -> Option<u16> {
+        self.metrics_port
+    }
+
     #[getter]
     fn multicast_scouting(&self) -> bool {
         self.inner.multicast_scouting

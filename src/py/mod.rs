@@ -1,5 +1,6 @@
 //! The PyO3 binding layer: argument checking, GIL release, conversion. No logic of its own.
 
+mod build_info;
 mod codec;
 mod comm;
 mod config;
@@ -7,6 +8,7 @@ mod dispatch;
 mod errors;
 mod handle;
 pub mod kernels;
+mod metrics;
 pub(crate) mod runtime;
 
 use pyo3::prelude::*;
@@ -19,6 +21,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(runtime::_interpreter_exiting, m)?)?;
     m.add_function(wrap_pyfunction!(dispatch::testing::_panic_on_payload, m)?)?;
+    build_info::register(m)?;
     config::register(m)?;
     comm::register(m)?;
     kernels::register(m)?;
