@@ -277,6 +277,26 @@ impl Communicator {
         &self.transport
     }
 
+    /// The node ids whose presence tokens (`{namespace}/security/nodes/{id}`, declared by
+    /// nodes in automatic DH mode) answer within `timeout`, sorted, without duplicates.
+    /// Tokens are not authenticated: this is who *claims* to be present.
+    pub fn present_nodes(&self, timeout: Duration) -> Result<Vec<String>> {
+        self.check_open()?;
+        let prefix = format!("{}security/nodes/", self.prefix);
+        let keys = self
+            .transport
+            .liveliness_keys(&format!("{prefix}**"), timeout)?;
+        let mut nodes: Vec<String> = keys
+            .iter()
+            .filter_map(|k| k.strip_prefix(&prefix)?.split('/').next())
+            .filter(|id| validate_node_id(id).is_ok())
+            .map(str::to_owned)
+            .collect();
+        nodes.sort();
+        nodes.dedup();
+        Ok(nodes)
+    }
+
     /// Listening endpoints (real ports).
     pub fn locators(&self) -> Vec<String> {
         self.transport.locators()

@@ -191,6 +191,23 @@ impl Transport {
             .wait()?)
     }
 
+    /// The keys of the liveliness tokens matching `key` that answer within `timeout`.
+    pub fn liveliness_keys(&self, key: &str, timeout: Duration) -> Result<Vec<String>> {
+        let replies = self
+            .session
+            .liveliness()
+            .get(key.to_owned())
+            .timeout(timeout)
+            .wait()?;
+        let mut keys = Vec::new();
+        while let Ok(reply) = replies.recv() {
+            if let Ok(sample) = reply.result() {
+                keys.push(sample.key_expr().as_str().to_owned());
+            }
+        }
+        Ok(keys)
+    }
+
     /// Reply to a query with `payload` on the query's key expression.
     pub fn reply(query: &Query, payload: Vec<u8>) -> Result<()> {
         Ok(query.reply(query.key_expr().clone(), payload).wait()?)

@@ -224,3 +224,28 @@ def test_a_node_serves_its_metrics_while_open(tmp_path):
     # close() stopped the server and freed the port.
     with pytest.raises(OSError):
         urllib.request.urlopen(url, timeout=2)
+
+
+def test_present_nodes_lists_the_liveliness_tokens_of_dh_nodes(live):
+    psk = new_psk()
+    for node_id in ("pfc-0", "motor-0"):
+        comm = ZenohCommunicator(
+            node_id, ZenohConfig(connect=[live.locator], psk=psk, key_exchange="auto")
+        )
+        live.nodes.append(comm)
+    # A client, as the monitor is with --connect: the router answers for every node.
+    watcher = ZenohCommunicator("watcher", ZenohConfig(mode="client", connect=[live.locator]))
+    live.nodes.append(watcher)
+    wait_until(
+        lambda: watcher.present_nodes(timeout=0.5) == ["motor-0", "pfc-0"],
+        timeout=20,
+        what="both presence tokens",
+    )
+    live.nodes.pop(0).close()
+    wait_until(
+        lambda: watcher.present_nodes(timeout=0.5) == ["motor-0"],
+        timeout=20,
+        what="pfc-0's token to go",
+    )
+    with pytest.raises(ValueError, match="timeout"):
+        watcher.present_nodes(timeout=-1)

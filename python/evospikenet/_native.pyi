@@ -361,6 +361,15 @@ class ZenohCommunicator(_ClosedByWith):
         """The endpoints this node listens on, with the real port when 0 was requested."""
     def connected_peers(self) -> int:
         """How many Zenoh peers and routers this node currently has a link to."""
+    def present_nodes(self, timeout: float = 1.0) -> list[str]:
+        """The node ids whose presence tokens (Zenoh liveliness, declared by nodes in
+        ``key_exchange="auto"`` mode) answer within ``timeout`` seconds, sorted. Tokens
+        are unauthenticated: this lists who claims to be present.
+
+        Raises:
+            ValueError: a negative or non-finite timeout.
+            evospikenet.errors.CommunicatorClosedError: after close.
+        """
     def publish(
         self,
         topic: str,

@@ -282,6 +282,14 @@ impl PyZenohCommunicator {
         }))
     }
 
+    /// Node ids with a presence token (automatic DH mode) answering within `timeout` s.
+    #[pyo3(signature = (timeout = 1.0))]
+    fn present_nodes(&self, py: Python<'_>, timeout: f64) -> PyResult<Vec<String>> {
+        let comm = self.comm()?;
+        let timeout = timeout_arg("timeout", Some(timeout))?.unwrap_or(Duration::ZERO);
+        crate::py::detach(py, || comm.present_nodes(timeout)).map_err(Into::into)
+    }
+
     /// Encrypt and publish ``data`` on ``topic`` (under the namespace).
     ///
     /// Serializers: ``"json"`` (dict, list, str, int, float, bool, None, and numpy

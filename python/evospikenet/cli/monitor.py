@@ -1,7 +1,8 @@
 """``evospikenet monitor``: a live view of a namespace, and the alert on decryption failures.
 
-Every ``--interval`` seconds it prints the zenoh sessions this node is linked to, then one
-line per (sender, topic): messages per second, and the plaintext, undecryptable and
+Every ``--interval`` seconds it prints the nodes present (the liveliness tokens that
+nodes in automatic DH mode declare) and the zenoh sessions this node is linked to, then
+one line per (sender, topic): messages per second, and the plaintext, undecryptable and
 replayed messages since the start. When the decryption failures and replays of the last
 60 seconds pass ``--alert-failures``, it logs at ``ERROR`` on the ``evospikenet.monitor``
 logger (once per crossing), naming the senders. With ``--once`` it watches
@@ -21,6 +22,7 @@ import signal
 import threading
 import time
 
+from evospikenet._logsafe import escape_for_log
 from evospikenet.cli.common import EXIT_FAILED, EXIT_OK, CommandError, find_psk
 from evospikenet.cli.watch import Watch, sender_name
 
@@ -146,6 +148,7 @@ def view(watch: Watch, previous: dict[tuple, int], elapsed: float) -> dict:
     stats = watch.stats()
     return {
         "time": time.time(),
+        "present": watch.comm.present_nodes(timeout=0.5),
         "zenoh_links": watch.comm.connected_peers(),
         "senders": senders,
         "decrypt_failures": stats["decrypt_failures"],
@@ -158,8 +161,10 @@ def print_view(v: dict, as_json: bool) -> None:
     if as_json:
         print(json.dumps(v), flush=True)
         return
+    present = ", ".join(repr(escape_for_log(p)) for p in v["present"]) or "none"
+    print(f"{time.strftime('%H:%M:%S')}  present (liveliness): {present}")
     print(
-        f"{time.strftime('%H:%M:%S')}  zenoh links: {v['zenoh_links']}  "
+        f"          zenoh links: {v['zenoh_links']}  "
         f"received: {v['received']}  decrypt failures: {v['decrypt_failures']}  "
         f"replays: {v['replays_rejected']}"
     )
