@@ -5,6 +5,7 @@ another PSK, and a raw eclipse-zenoh session publishing plaintext."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 from collections.abc import Iterator
@@ -112,6 +113,16 @@ def test_audit_names_plaintext_and_wrong_key_senders(live, tmp_path):
     assert rows[("wrong-key-node", "spikes/motor")]["undecryptable"] > 0
     assert rows[(None, "spikes/raw")]["plaintext"] > 0
     assert psk not in proc.out + proc.err
+
+
+def test_audit_with_a_0644_psk_file_still_reports_every_check(live, tmp_path):
+    env = psk_env(tmp_path, new_psk())
+    os.chmod(env["EVOSPIKENET_PSK_FILE"], 0o644)
+    proc = run_cli(["audit", "--connect", live.locator, "--duration", "1", "--json"], env)
+    assert proc.returncode == EXIT_FAILED, proc.output
+    checks = {c["name"]: c for c in json.loads(proc.out)["checks"]}
+    assert "0644" in checks["psk-storage"]["reason"]
+    assert checks["network"]["status"] == "fail" and "0644" in checks["network"]["reason"]
 
 
 def test_audit_passes_on_a_clean_mesh(live, tmp_path):

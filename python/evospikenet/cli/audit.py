@@ -32,6 +32,7 @@ from evospikenet.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
     IDENTITY_FILE_ENV,
+    CommandError,
     PskSource,
     find_psk,
 )
@@ -274,7 +275,13 @@ def check_network(args: argparse.Namespace, source: PskSource) -> tuple[Check, l
         return Check(
             "network", "fail", "watching the mesh needs the local PSK, to tell who cannot use it"
         ), []
-    with Watch("audit", args.connect, source, args.namespace, args.mode) as watch:
+    try:
+        watch = Watch("audit", args.connect, source, args.namespace, args.mode)
+    except CommandError as e:
+        # A key file others can read, an unreachable endpoint: this check fails, the
+        # report of the others still stands.
+        return Check("network", "fail", f"cannot watch the mesh: {e}"), []
+    with watch:
         time.sleep(args.duration)
         rows = watch.senders()
     bad = []
