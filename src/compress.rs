@@ -14,6 +14,7 @@
 //! "Compression").
 
 use std::cell::RefCell;
+use std::io::Read;
 use std::str::FromStr;
 
 use crate::error::{Error, Result};
@@ -28,16 +29,18 @@ pub const MAX_DECOMPRESSED_LEN: usize = 256 << 20;
 /// algorithm byte + original length.
 const PREFIX_LEN: usize = 5;
 
+/// An lz4 block's output is at most about 255 times its input (a match length grows by
+/// 255 per extra byte); the claim of a decompressed length is checked against this.
+const LZ4_MAX_RATIO: usize = 256;
+
 /// zstd's level for spike messages and arrays: level 1 is several times faster than the
 /// default 3 and, on the payloads of bench/comm_bench.py, within a few percent of its ratio.
 const ZSTD_LEVEL: i32 = 1;
 
 thread_local! {
-    // zstd's contexts, one per thread and reused: creating one per message (what
-    // `zstd::bulk::compress` does) costs more than compressing a spike message.
+    // zstd's compression context, one per thread and reused: creating one per message
+    // (what `zstd::bulk::compress` does) costs more than compressing a small payload.
     static ZSTD_COMPRESSOR: RefCell<Option<zstd::bulk::Compressor<'static>>> =
-        const { RefCell::new(None) };
-    static ZSTD_DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> =
         const { RefCell::new(None) };
 }
 
@@ -158,17 +161,36 @@ pub fn decompress(payload: &[u8]) -> Result<Vec<u8>> {
         )));
     }
     let body = &payload[PREFIX_LEN..];
-    let mut out = vec![0u8; len];
-    let n = match algorithm {
-        Compression::Zstd => ZSTD_DECOMPRESSOR
-            .with_borrow_mut(|d| {
-                d.get_or_insert(zstd::bulk::Decompressor::new()?)
-                    .decompress_to_buffer(body, &mut out[..])
-            })
-            .map_err(|e| Error::Decode(format!("zstd: {e}")))?,
-        Compression::Lz4 => lz4_flex::block::decompress_into(body, &mut out)
-            .map_err(|e| Error::Decode(format!("lz4: {e}")))?,
+    let out = match algorithm {
+        Compression::Zstd => {
+            // Streamed, so memory grows with what the data really holds, never with the
+            // claim: a few bytes claiming 256 MiB allocate next to nothing.
+            let mut out = Vec::with_capacity(len.min(body.len().saturating_mul(4)));
+            let decoder = zstd::stream::read::Decoder::with_buffer(body)
+                .map_err(|e| Error::Decode(format!("zstd: {e}")))?;
+            decoder
+                .take(len as u64 + 1)
+                .read_to_end(&mut out)
+                .map_err(|e| Error::Decode(format!("zstd: {e}")))?;
+            out
+        }
+        Compression::Lz4 => {
+            // An lz4 block expands at most LZ4_MAX_RATIO times: a larger claim is a lie,
+            // refused before the output buffer is allocated.
+            if len > body.len().saturating_mul(LZ4_MAX_RATIO) {
+                return Err(Error::Decode(format!(
+                    "lz4 payload of {} bytes claims {len} bytes",
+                    body.len()
+                )));
+            }
+            let mut out = vec![0u8; len];
+            let n = lz4_flex::block::decompress_into(body, &mut out)
+                .map_err(|e| Error::Decode(format!("lz4: {e}")))?;
+            out.truncate(n);
+            out
+        }
     };
+    let n = out.len();
     if n != len {
         return Err(Error::Decode(format!(
             "compressed payload decompressed to {n} bytes, not the {len} it claims"
@@ -224,6 +246,13 @@ mod tests {
             wrong[1..5].copy_from_slice(&claim.to_be_bytes());
             assert!(decompress(&wrong).is_err(), "{claim}");
         }
+        // lz4 cannot expand 20 bytes into 1 MiB: refused before allocating.
+        let mut inflated = good.clone();
+        inflated[1..5].copy_from_slice(&(1u32 << 20).to_be_bytes());
+        assert!(decompress(&inflated)
+            .unwrap_err()
+            .to_string()
+            .contains("claims"));
         let mut unknown = good.clone();
         unknown[0] = 9;
         assert!(decompress(&unknown)
@@ -233,6 +262,12 @@ mod tests {
         assert!(decompress(&good[..3]).is_err());
         let mut z = Vec::new();
         compress_into(Compression::Zstd, &[1u8; 5000], &mut z).unwrap();
+        // A zstd payload claiming more or less than its frame holds.
+        for claim in [4999u32, 5001, 200 << 20] {
+            let mut wrong = z.clone();
+            wrong[1..5].copy_from_slice(&claim.to_be_bytes());
+            assert!(decompress(&wrong).is_err(), "{claim}");
+        }
         z.truncate(z.len() - 2);
         assert!(decompress(&z).is_err());
     }
