@@ -218,7 +218,15 @@ impl Sender {
         let (session, counter, offset) = loop {
             let session = self.current.read().clone();
             let counter = session.counter.fetch_add(1, Ordering::Relaxed);
-            let offset = session.started.elapsed().as_millis();
+            // The stamp never lags this node's wall clock: receivers compare it with
+            // handover times taken from that clock (`valid_from`) and with their own. A
+            // monotonic clock alone falls behind after a suspend or a forward clock step,
+            // and the rounding of start and elapsed time alone can lose a millisecond.
+            let offset = session
+                .started
+                .elapsed()
+                .as_millis()
+                .max(u128::from(now_ms().saturating_sub(session.start_ms)));
             // Checked before use, never after: a counter or a byte count at the limit is
             // never sealed with.
             if counter < self.messages_per_session
@@ -1113,6 +1121,18 @@ mod tests {
     /// A node handed a sender key refuses what was sealed under it before the handover: a
     /// copy recorded then (sent to other nodes, or to this node's previous run) is not
     /// replayed to it.
+    #[test]
+    fn a_message_is_never_stamped_before_the_wall_clock_time_it_was_sealed_at() {
+        // A handover's `valid_from` is taken from the wall clock: a message sealed after
+        // it must never carry an earlier stamp (it would be refused as recorded).
+        let tx = dh_sender(&GroupSecret::generate());
+        for _ in 0..5_000 {
+            let before = now_ms();
+            let stamp = Header::parse(&seal(&tx, "t", b"x")).unwrap().0.timestamp_ms();
+            assert!(stamp >= before, "stamped {stamp}, sealed at {before} or later");
+        }
+    }
+
     #[test]
     fn messages_sealed_before_the_handover_are_refused() {
         let key = GroupSecret::generate();
