@@ -14,10 +14,10 @@ pub mod dh;
 pub mod error;
 pub mod kernels;
 pub mod monitor;
-pub mod secret_file;
-pub mod senders;
 #[cfg(feature = "transport")]
 pub mod outbox;
+pub mod secret_file;
+pub mod senders;
 #[cfg(feature = "transport")]
 pub mod transport;
 

@@ -1128,8 +1128,14 @@ mod tests {
         let tx = dh_sender(&GroupSecret::generate());
         for _ in 0..5_000 {
             let before = now_ms();
-            let stamp = Header::parse(&seal(&tx, "t", b"x")).unwrap().0.timestamp_ms();
-            assert!(stamp >= before, "stamped {stamp}, sealed at {before} or later");
+            let stamp = Header::parse(&seal(&tx, "t", b"x"))
+                .unwrap()
+                .0
+                .timestamp_ms();
+            assert!(
+                stamp >= before,
+                "stamped {stamp}, sealed at {before} or later"
+            );
         }
     }
 

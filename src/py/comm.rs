@@ -52,6 +52,8 @@ use crate::py::shutting_down;
 ///         characters of letters, digits, ``-_.``).
 ///     evospikenet.errors.TransportError: (a ``ConnectionError``) the Zenoh session could
 ///         not be opened (e.g. a listen port in use).
+///     ImportError: ``metrics_port`` without ``prometheus_client`` installed.
+///     OSError: ``metrics_port`` cannot be bound.
 ///
 /// Once closed, every method but :meth:`close`, :meth:`stats` and the properties
 /// ``node_id``, ``namespace`` and ``closed`` raises
@@ -282,7 +284,13 @@ impl PyZenohCommunicator {
         }))
     }
 
-    /// Node ids with a presence token (automatic DH mode) answering within `timeout` s.
+    /// The node ids whose presence tokens (Zenoh liveliness, declared by nodes in
+    /// ``key_exchange="auto"`` mode) answer within ``timeout`` seconds, sorted. Tokens
+    /// are unauthenticated: this lists who claims to be present.
+    ///
+    /// Raises:
+    ///     ValueError: a negative or non-finite timeout.
+    ///     evospikenet.errors.CommunicatorClosedError: after close.
     #[pyo3(signature = (timeout = 1.0))]
     fn present_nodes(&self, py: Python<'_>, timeout: f64) -> PyResult<Vec<String>> {
         let comm = self.comm()?;
@@ -634,7 +642,12 @@ impl PyZenohCommunicator {
         Ok(d)
     }
 
-    /// Per (sender, topic) counts of what this node's subscriptions saw, accepted or not.
+    /// What each sender published on each topic this node subscribes to, accepted or
+    /// refused (see :class:`SenderStats`), sorted by sender and topic. Bounded: past
+    /// 4096 pairs, new ones are counted in one row with ``sender`` ``None``.
+    ///
+    /// Raises:
+    ///     evospikenet.errors.CommunicatorClosedError: after close.
     fn sender_stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let comm = self.comm()?;
         metrics::sender_rows(py, &comm)

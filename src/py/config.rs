@@ -45,6 +45,15 @@ use crate::secret_file::{identity_key_from_file, psk_from_file};
 ///         :attr:`identity_fingerprint`.
 ///     trusted_peers: ``{node_id: fingerprint}``: in ``"auto"`` mode only these peers, and
 ///         only with the identity key of that fingerprint, complete an exchange.
+///     psk_file: A file holding the PSK as hex (a Docker or Kubernetes secret such as
+///         ``/run/secrets/evospikenet_psk``), instead of ``psk``. Refused, naming the file
+///         and its mode, when group or others may access it (``chmod 600``), as ssh does.
+///     identity_key_file: A file holding ``identity_key``, with the same rules.
+///     metrics_port: Serve the communicator's counters in the Prometheus text format on
+///         ``http://127.0.0.1:<port>/metrics`` from its opening to its close (needs the
+///         ``metrics`` extra, ``prometheus_client``; see :mod:`evospikenet.metrics`).
+///     compression: Compress every publication with this algorithm (``"zstd"`` or
+///         ``"lz4"``) unless ``publish(compress=...)`` says otherwise.
 ///     rekey_after_messages: In DH mode, draw a new sender key and run a new exchange with
 ///         every peer after this many messages ...
 ///     rekey_after_seconds: ... or this many seconds (WireGuard's REKEY_AFTER_TIME by
@@ -61,7 +70,9 @@ use crate::secret_file::{identity_key_from_file, psk_from_file};
 ///     evospikenet.errors.ConfigError: (a ``ValueError``) a malformed PSK (the message says
 ///         what is expected and never shows the value), an unknown mode, a malformed
 ///         endpoint or namespace, ``"auto"`` without a PSK or ``trusted_peers``,
-///         ``trusted_peers`` without ``identity_key``, a malformed fingerprint.
+///         ``trusted_peers`` without ``identity_key``, a malformed fingerprint, a key file
+///         that cannot be read or that group or others may access, both ``psk`` and
+///         ``psk_file`` (or ``identity_key`` and ``identity_key_file``).
 ///     ValueError: a negative or non-finite number of seconds.
 #[pyclass(name = "ZenohConfig", module = "evospikenet.zenoh_comm")]
 #[derive(Clone)]
@@ -257,17 +268,19 @@ impl PyZenohConfig {
         self.inner.node_id.clone()
     }
 
-    /// Whether nodes are announced and discovered by UDP multicast (off by default).
+    /// The default compression of publications, if any.
     #[getter]
     fn compression(&self) -> Option<&'static str> {
         self.inner.compression.map(|c| c.as_str())
     }
 
+    /// The Prometheus port of ``metrics_port``, if any.
     #[getter]
     fn metrics_port(&self) -> Option<u16> {
         self.metrics_port
     }
 
+    /// Whether nodes are announced and discovered by UDP multicast (off by default).
     #[getter]
     fn multicast_scouting(&self) -> bool {
         self.inner.multicast_scouting
