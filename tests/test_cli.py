@@ -232,3 +232,21 @@ def test_console_script_and_router_alias(tmp_path):
     proc = run([sys.executable, "-m", "evospikenet.cli", "keygen", "--bogus"], timeout=60, env=env)
     assert proc.returncode == EXIT_USAGE
     assert os.environ.get("EVOSPIKENET_PSK") is None
+
+
+@pytest.mark.parametrize("chunk", [7, 1 << 20])
+def test_key_scan_finds_raw_keys_across_newlines_and_chunk_edges(tmp_path, monkeypatch, chunk):
+    """A raw key is bytes: it may hold a newline byte, and it may straddle the scanner's
+    read chunks. Either way it is found, on the line it starts on, and once."""
+    from evospikenet.cli import key_scan
+
+    monkeypatch.setattr(key_scan, "CHUNK", chunk)
+    raw = bytes(range(11, 21)) + b"\n" + bytes(range(200, 221))  # 32 bytes, one newline
+    log = tmp_path / "binary.log"
+    log.write_bytes(b"INFO a\nINFO b\ndump " + raw + b" end\nINFO c " + raw.hex().encode() + b"\n")
+    hits, unreadable = key_scan.scan([str(log)], key_scan.psk_needles(raw.hex()))
+    assert unreadable == []
+    assert sorted((h.line, h.what) for h in hits) == [
+        (3, "PSK (raw bytes)"),
+        (5, "PSK (hex)"),  # the raw key's newline ended line 3
+    ]

@@ -73,20 +73,49 @@ def files_under(paths: Iterable[str]) -> Iterator[Path]:
             yield path
 
 
+CHUNK = 1 << 20
+"""Files are read in chunks of this size, so a large log costs no more memory than this."""
+
+
 def scan(paths: Iterable[str], needles: list[Needle]) -> tuple[list[Hit], list[str]]:
-    """Every (file, line) holding a needle, and the paths that could not be read."""
+    """Every (file, line) holding a needle, and the paths that could not be read.
+
+    Files are searched as bytes, not line by line: a raw key may contain a newline byte,
+    and is found across it (the hit names the line it starts on).
+    """
     hits: list[Hit] = []
     unreadable: list[str] = []
     for path in files_under(paths):
         try:
-            with open(path, "rb") as f:
-                for number, line in enumerate(f, 1):
-                    lowered = line.lower()
-                    for n in needles:
-                        if n.data in (lowered if n.ignore_case else line):
-                            hits.append(Hit(str(path), number, n.what))
-                            if len(hits) >= MAX_HITS:
-                                return hits, unreadable
+            for line, what in _hits_in(path, needles):
+                hits.append(Hit(str(path), line, what))
+                if len(hits) >= MAX_HITS:
+                    return hits, unreadable
         except OSError as e:
             unreadable.append(f"{path}: {e.strerror or e}")
     return hits, unreadable
+
+
+def _hits_in(path: Path, needles: list[Needle]) -> Iterator[tuple[int, str]]:
+    """(line, what) of every needle in the file, each once, in file order per chunk."""
+    keep = max((len(n.data) for n in needles), default=1) - 1
+    seen: set[tuple[int, str]] = set()
+    tail, tail_line = b"", 1  # the end of what was read, and the line it starts on
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            data = tail + chunk
+            lowered = data.lower()
+            for n in needles:
+                hay = lowered if n.ignore_case else data
+                start = hay.find(n.data)
+                while start != -1:
+                    # Found in an earlier round if it ends inside the kept tail.
+                    if start + len(n.data) > len(tail):
+                        hit = (tail_line + data.count(b"\n", 0, start), n.what)
+                        if hit not in seen:
+                            seen.add(hit)
+                            yield hit
+                    start = hay.find(n.data, start + 1)
+            cut = max(len(data) - keep, 0)
+            tail_line += data.count(b"\n", 0, cut)
+            tail = data[cut:]
