@@ -3,6 +3,7 @@ under: no inherited settings, and no process outliving its test."""
 
 from __future__ import annotations
 
+import contextlib
 import signal
 from collections.abc import Callable, Iterator
 
@@ -57,11 +58,8 @@ def psk() -> str:
 
 @pytest.fixture
 def mesh() -> Iterator[Mesh]:
-    m = Mesh()
-    try:
+    with contextlib.closing(Mesh()) as m:
         yield m
-    finally:
-        m.close()
 
 
 @pytest.fixture

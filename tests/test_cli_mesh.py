@@ -4,6 +4,7 @@ another PSK, and a raw eclipse-zenoh session publishing plaintext."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -68,11 +69,8 @@ class LiveMesh:
 
 @pytest.fixture
 def live() -> Iterator[LiveMesh]:
-    m = LiveMesh()
-    try:
+    with contextlib.closing(LiveMesh()) as m:
         yield m
-    finally:
-        m.close()
 
 
 def psk_env(tmp_path, psk: str) -> dict[str, str]:

@@ -2,6 +2,7 @@
 mode and a raw eclipse-zenoh participant on the same mesh, holding no key. Each test names
 the finding of the key-management review it covers."""
 
+import contextlib
 import os
 import struct
 import threading
@@ -53,11 +54,8 @@ class Exposed:
 
 @pytest.fixture
 def exposed(psk):
-    e = Exposed(psk)
-    try:
+    with contextlib.closing(Exposed(psk)) as e:
         yield e
-    finally:
-        e.close()
 
 
 def pair(mesh, psk):

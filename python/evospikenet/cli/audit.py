@@ -34,6 +34,7 @@ from evospikenet.cli.common import (
     IDENTITY_FILE_ENV,
     CommandError,
     PskSource,
+    add_watch_options,
     find_psk,
 )
 from evospikenet.cli.watch import Watch, sender_name
@@ -66,13 +67,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description=__doc__.split("\n\n")[1] if __doc__ else None,
     )
     p.add_argument(
-        "--connect",
-        action="append",
-        default=[],
-        metavar="ENDPOINT",
-        help="watch the mesh reached through ENDPOINT (repeatable)",
-    )
-    p.add_argument(
         "--duration",
         type=float,
         default=10.0,
@@ -93,24 +87,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="PATH",
         help="source or configuration files or folders that must not hold the PSK",
     )
-    p.add_argument(
-        "--psk-file",
-        metavar="F",
-        help="the PSK file (default: EVOSPIKENET_PSK_FILE, else EVOSPIKENET_PSK)",
+    add_watch_options(
+        p,
+        connect_help="watch the mesh reached through ENDPOINT (repeatable)",
     )
     p.add_argument(
         "--identity-file",
         metavar="F",
         help="the identity key file (default: EVOSPIKENET_IDENTITY_KEY_FILE)",
-    )
-    p.add_argument(
-        "--mode",
-        choices=["client", "peer"],
-        help="how to join: client (default with --connect: ENDPOINT is a router) or peer "
-        "(join a peer mesh directly)",
-    )
-    p.add_argument(
-        "--namespace", default="evospikenet", help="topic namespace to watch (default: %(default)s)"
     )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(run=run)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import secrets
 import stat
@@ -88,3 +89,23 @@ def observer_config(connect: list[str], source: PskSource, namespace: str, mode:
 def observer_id(command: str) -> str:
     """A node id for a watching node that cannot collide with another run's."""
     return f"{command}-{secrets.token_hex(4)}"
+
+
+def add_watch_options(p: argparse.ArgumentParser, connect_help: str) -> None:
+    """The options of the subcommands that watch a namespace (audit, monitor): where to
+    join it, the key to open its traffic with, how to join it, and which namespace."""
+    p.add_argument("--connect", action="append", default=[], metavar="ENDPOINT", help=connect_help)
+    p.add_argument(
+        "--psk-file",
+        metavar="F",
+        help="the PSK file (default: EVOSPIKENET_PSK_FILE, else EVOSPIKENET_PSK)",
+    )
+    p.add_argument(
+        "--mode",
+        choices=["client", "peer"],
+        help="how to join: client (default with --connect: ENDPOINT is a router) or peer "
+        "(join a peer mesh directly)",
+    )
+    p.add_argument(
+        "--namespace", default="evospikenet", help="topic namespace to watch (default: %(default)s)"
+    )

@@ -23,7 +23,7 @@ import threading
 import time
 
 from evospikenet._logsafe import escape_for_log
-from evospikenet.cli.common import EXIT_FAILED, EXIT_OK, CommandError, find_psk
+from evospikenet.cli.common import EXIT_FAILED, EXIT_OK, CommandError, add_watch_options, find_psk
 from evospikenet.cli.watch import Watch, sender_name
 
 logger = logging.getLogger("evospikenet.monitor")
@@ -38,14 +38,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "monitor",
         help="watch peers, message rates, decryption failures and replays",
         description=__doc__.split("\n\n")[1] if __doc__ else None,
-    )
-    p.add_argument(
-        "--connect",
-        action="append",
-        default=[],
-        metavar="ENDPOINT",
-        help="join the mesh through ENDPOINT (repeatable; default: the local "
-        "rendezvous tcp/127.0.0.1:7447)",
     )
     p.add_argument(
         "--prometheus",
@@ -86,19 +78,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="S",
         help="seconds watched with --once (default: %(default)s)",
     )
-    p.add_argument(
-        "--psk-file",
-        metavar="F",
-        help="the PSK file (default: EVOSPIKENET_PSK_FILE, else EVOSPIKENET_PSK)",
-    )
-    p.add_argument(
-        "--mode",
-        choices=["client", "peer"],
-        help="how to join: client (default with --connect: ENDPOINT is a router) or peer "
-        "(join a peer mesh directly)",
-    )
-    p.add_argument(
-        "--namespace", default="evospikenet", help="topic namespace to watch (default: %(default)s)"
+    add_watch_options(
+        p,
+        connect_help="join the mesh through ENDPOINT (repeatable; default: the local "
+        "rendezvous tcp/127.0.0.1:7447)",
     )
     p.add_argument("--json", action="store_true", help="print each view as one JSON line")
     p.set_defaults(run=run)
