@@ -10,6 +10,7 @@ pub mod comm;
 pub mod config;
 pub mod crypto;
 pub mod dh;
+pub mod engine;
 pub mod error;
 pub mod kernels;
 pub mod monitor;
