@@ -90,11 +90,13 @@ impl Stream {
         loop {
             // 1 - U lies in (0, 1]: its log is finite.
             let u = 1.0 - self.next_f64();
-            let skip = (u.ln() / log_q).floor();
-            if skip >= (n - pos) as f64 {
+            // Non-negative, so truncation is the floor (and `as` saturates): no call to
+            // `floor`, which the baseline x86_64 target has no instruction for.
+            let skip = (u.ln() / log_q) as u64;
+            if skip >= n - pos {
                 return;
             }
-            pos += skip as u64;
+            pos += skip;
             f(pos);
             pos += 1;
             if pos >= n {
