@@ -20,6 +20,7 @@ requests it from its source node (``brain/resend/{node_id}``), which keeps its l
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -27,7 +28,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from evospikenet.brain.network import _EMPTY, Network, Raster, RegionState, Spikes
+from evospikenet.brain.network import Network, Raster, Spikes
+from evospikenet.brain.record import Record, record_from_engine
 from evospikenet.zenoh_comm import ZenohCommunicator
 
 log = logging.getLogger("evospikenet.brain")
@@ -38,13 +40,44 @@ RESEND_AFTER = 1.0
 RESEND_WINDOW = 4096
 
 
-def assign_regions(network: Network, node_ids: Sequence[str]) -> dict[str, str]:
-    """Deterministic region -> node assignment: regions in declaration order, nodes in
-    sorted order, round robin. Every node computes the same map from the same ids."""
-    nodes = sorted(set(node_ids))
-    if not nodes:
+def assign_regions(
+    network: Network, node_ids: Sequence[str], nodes: Mapping[str, Sequence[str]] | None = None
+) -> dict[str, str]:
+    """Deterministic region -> node assignment; every node computes the same map from the
+    same ids.
+
+    1. ``nodes`` (a network file's ``[nodes]`` table: node id -> regions), if given;
+    2. otherwise the compose convention: a node whose id is a region's name, or that name
+       and ``-<number>`` (``pfc-0``), runs that region (the first such node in sorted
+       order, if several);
+    3. the regions left are shared round robin, in declaration order, among all the node
+       ids in sorted order.
+    """
+    ids = sorted(set(node_ids))
+    if not ids:
         raise ValueError("at least one node id is needed")
-    return {r: nodes[i % len(nodes)] for i, r in enumerate(network.region_names)}
+    if nodes is not None:
+        unknown = [n for n in ids if n not in nodes]
+        if unknown:
+            raise ValueError(
+                f"node {unknown[0]!r} is not in the network's [nodes] table "
+                f"(it lists {', '.join(sorted(nodes))})"
+            )
+        table = {r: node for node, regions in nodes.items() for r in regions}
+        missing = [r for r in network.region_names if r not in table]
+        if missing:
+            raise ValueError(f"no node runs region(s) {', '.join(missing)}")
+        return {r: table[r] for r in network.region_names}
+    out: dict[str, str] = {}
+    names = set(network.region_names)
+    for node in ids:
+        for name in (node, re.sub(r"-\d+$", "", node)):
+            if name in names and name not in out:
+                out[name] = node
+                break
+    rest = [r for r in network.region_names if r not in out]
+    out.update({r: ids[i % len(ids)] for i, r in enumerate(rest)})
+    return {r: out[r] for r in network.region_names}
 
 
 @dataclass
@@ -163,6 +196,8 @@ class BrainNode:
                 if assignment[p.target] == self.node_id and assignment[p.source] != self.node_id
             }
         )
+        #: What the last :meth:`run` recorded.
+        self.record: Record | None = None
         self._inbox = _Inbox()
         self._handles = []
         for src, tgt in self.incoming_pairs:
@@ -209,30 +244,34 @@ class BrainNode:
         steps: int,
         progress: Callable[[RunMetrics], None] | None = None,
         progress_every: float = 1.0,
+        probes: Mapping[str, Sequence[int]] | None = None,
     ) -> tuple[Raster, RunMetrics]:
-        """Simulate ``steps`` steps of the local regions; return their raster."""
+        """Simulate ``steps`` steps of the local regions; return their raster.
+
+        ``probes`` maps local regions to neurons whose potentials are recorded after
+        every step; the whole record (spikes and probes) is then in :attr:`record`, for
+        :func:`~evospikenet.brain.save_record`."""
         self.wait_for_peers()
         net = self.network
-        states = {name: RegionState(net, name) for name in self.local}
-        history: dict[str, list[Spikes]] = {name: [] for name in self.local}
+        # The local regions are stepped by the engine; the spikes of remote regions it
+        # needs come from the inbox, one (source, step) at a time.
+        engine = net.engine(self.local)
+        engine.start_recording()
+        for region, neurons in (probes or {}).items():
+            engine.add_probe(region, [int(i) for i in neurons])
+        local_order = engine.local_regions
+        # For each remote source, a local target whose inbox receives its spikes.
+        via = {src: tgt for src, tgt in reversed(self.incoming_pairs)}
         metrics = RunMetrics(per_region_spikes={n: 0 for n in self.local})
         started = time.monotonic()
         next_report = started + progress_every
         for t in range(steps):
-            step_spikes: dict[str, Spikes] = {}
-            for name, st in states.items():
-                inputs = []
-                for p, _ in st.incoming:
-                    s = t - p.delay
-                    if s < 0:
-                        inputs.append(_EMPTY)
-                    elif p.source in history:
-                        inputs.append(history[p.source][s])
-                    else:
-                        inputs.append(self._remote(p.source, name, s, metrics))
-                step_spikes[name] = st.step(inputs)
+            remote = [
+                (src, s, self._remote(src, via[src], s, metrics)) for src, s in engine.needed(t)
+            ]
+            engine.step(remote)
+            step_spikes = dict(zip(local_order, engine.last_spikes(), strict=True))
             for name, s in step_spikes.items():
-                history[name].append(s)
                 metrics.spikes += len(s)
                 metrics.per_region_spikes[name] += len(s)
             for src, tgt in self.outgoing:
@@ -255,6 +294,10 @@ class BrainNode:
                 metrics.messages_received = self._inbox.received
                 progress(metrics)
                 next_report = now + progress_every
+        taken = engine.take_recording()
+        assert taken is not None
+        self.record = record_from_engine(self.node_id, taken)
+        history = self.record.raster
         metrics.wall_seconds = time.monotonic() - started
         metrics.messages_received = self._inbox.received
         metrics.duplicates = self._inbox.duplicates
