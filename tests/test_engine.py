@@ -7,6 +7,7 @@ import signal
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -274,26 +275,34 @@ def test_records_round_trip_and_merge(tmp_path):
     assert merge_records([Record("n", {"a": []})]) == {"a": []}
 
 
-def test_brain_nodes_of_mixed_models_match_one_process(psk):
-    """Three encrypted nodes in threads, one region of each model per node."""
+def open_mesh(cleanup: contextlib.ExitStack, ids: list[str], psk: str) -> list:
+    """Communicators on loopback (port 0), each connected to the first."""
+    first = ZenohCommunicator(ids[0], ZenohConfig(listen=[LOOPBACK_ANY_PORT], psk=psk))
+    comms = [cleanup.enter_context(first)]
+    for n in ids[1:]:
+        cfg = ZenohConfig(connect=first.locators, listen=[LOOPBACK_ANY_PORT], psk=psk)
+        comms.append(cleanup.enter_context(ZenohCommunicator(n, cfg)))
+    return comms
+
+
+@pytest.mark.parametrize("nodes", [2, 3])
+def test_brain_nodes_of_mixed_models_match_one_process(psk, nodes):
+    """Encrypted nodes in threads exchanging spikes in Rust; every model crosses nodes."""
     net = mixed_network(200)
     steps = 80
     ref = simulate(net, steps)
     with contextlib.ExitStack() as cleanup:
-        first = ZenohCommunicator("a", ZenohConfig(listen=[LOOPBACK_ANY_PORT], psk=psk))
-        comms = [cleanup.enter_context(first)]
-        for n in ("b", "c"):
-            cfg = ZenohConfig(connect=first.locators, listen=[LOOPBACK_ANY_PORT], psk=psk)
-            comms.append(cleanup.enter_context(ZenohCommunicator(n, cfg)))
+        comms = open_mesh(cleanup, ["a", "b", "c"][:nodes], psk)
         assignment = assign_regions(net, [c.node_id for c in comms])
-        assert assignment == {"a": "a", "b": "b", "c": "c"}
         results: dict[str, object] = {}
 
         def run(c: ZenohCommunicator) -> None:
             try:
                 node = BrainNode(net, c, assignment, timeout=30)
-                results[c.node_id] = node.run(steps, probes={c.node_id: [0]})
+                mine = [r for r, n in assignment.items() if n == c.node_id]
+                results[c.node_id] = node.run(steps, probes={mine[0]: [0]})
                 results[c.node_id + ".record"] = node.record
+                node.close()
             except Exception as e:  # reported below
                 results[c.node_id] = e
 
@@ -308,10 +317,69 @@ def test_brain_nodes_of_mixed_models_match_one_process(psk):
             assert r is not None and not isinstance(r, Exception), (c.node_id, r)
             raster, metrics = r
             merged.update(raster)
-            assert metrics.steps == steps
+            assert metrics.steps == steps and metrics.messages_sent > 0
+            assert metrics.messages_received > 0 and metrics.duplicates == 0
             rec = results[c.node_id + ".record"]
             assert rec.probes[0].values.shape == (steps, 1)
         assert raster_digest(merged) == raster_digest(ref)
+        assert all(c.stats()["decrypt_failures"] == 0 for c in comms)
+
+
+def test_a_peer_that_stalls_only_delays_the_run(psk):
+    """Node c stalls in its progress callback, longer than a run slice: node b, which
+    needs a's and c's spikes for one step, takes a's, runs out of its slice waiting for
+    c's, and must resume with a's still in hand: not wait for them again until it asks
+    node a to resend them, a second later."""
+    net = mixed_network(100)
+    steps = 1000  # several run slices of 0.1 s, so that c stalls a few times
+    ref = simulate(net, steps)
+    with contextlib.ExitStack() as cleanup:
+        comms = open_mesh(cleanup, ["a", "b", "c"], psk)
+        assignment = {"a": "a", "b": "b", "c": "c"}
+        results: dict[str, object] = {}
+
+        def run(c: ZenohCommunicator) -> None:
+            def stall(_m) -> None:
+                time.sleep(0.25)
+
+            try:
+                node = BrainNode(net, c, assignment, timeout=10)
+                cleanup.callback(node.close)
+                if c.node_id == "c":
+                    results["c"] = node.run(steps, progress=stall, progress_every=0.0)
+                else:
+                    results[c.node_id] = node.run(steps)
+            except Exception as e:  # reported below
+                results[c.node_id] = e
+
+        threads = [threading.Thread(target=run, args=(c,)) for c in comms]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        merged = {}
+        for c in comms:
+            r = results.get(c.node_id)
+            assert r is not None and not isinstance(r, Exception), (c.node_id, r)
+            merged.update(r[0])
+            assert r[1].resend_requests == 0, (c.node_id, r[1])
+        assert raster_digest(merged) == raster_digest(ref)
+
+
+def test_a_silent_peer_is_named_with_its_regions(psk):
+    """A peer that answers the start barrier but never steps: the waiting node raises
+    TimeoutError naming that node and its regions (after asking it to resend)."""
+    net = mixed_network(50)
+    with contextlib.ExitStack() as cleanup:
+        comms = open_mesh(cleanup, ["a", "b"], psk)
+        assignment = {"a": "a", "b": "b", "c": "b"}
+        silent = BrainNode(net, comms[1], assignment, timeout=2)
+        cleanup.callback(silent.close)
+        node = BrainNode(net, comms[0], assignment, timeout=2)
+        cleanup.callback(node.close)
+        with pytest.raises(TimeoutError, match=r"from node \"b\" \(regions b, c\) within 2 s"):
+            node.run(10)
+        assert node._engine.exchange_stats()["resend_requests"] >= 1
 
 
 @pytest.mark.system

@@ -47,6 +47,17 @@ class Engine:
         ``RuntimeError`` names a region whose spikes are missing."""
     def needed(self, step: int) -> list[tuple[str, int]]:
         """The ``(remote region, step)`` pairs whose spikes ``step`` needs."""
+    def exchange_with(self, comm: ZenohCommunicator, owners: list[str], timeout: float) -> None:
+        """From now on, :meth:`run` exchanges spikes through ``comm`` (in Rust) with the
+        nodes that run the other regions: ``owners`` is the node id of every region in
+        network order. A peer that delivers nothing for ``timeout`` seconds (lost steps
+        are asked for again after a second) raises ``TimeoutError`` naming the node and
+        its regions."""
+    def exchange_stats(self) -> dict[str, float]:
+        """``{"sent", "received", "duplicates", "malformed", "resend_requests",
+        "wait_seconds"}`` of the exchange, as of the last slice of a run."""
+    def close_exchange(self) -> None:
+        """Withdraw the exchange's subscriptions and resend service."""
     def last_spikes(self) -> list[NDArray[np.uint32]]:
         """Each local region's spikes at the last step computed."""
     def start_recording(self) -> None:
@@ -62,14 +73,15 @@ class Engine:
         """The regions this engine runs, in network order."""
     @property
     def current_step(self) -> int:
-        """The next step to compute."""
+        """The next step to compute (during a run: as of its last slice)."""
     @property
     def synapses(self) -> int:
         """Synapses built (the projections into local regions)."""
     def memory(self) -> dict[str, int]:
         """``{"synapse_bytes", "state_bytes"}``."""
     def stats(self) -> dict[str, int]:
-        """``{"steps", "spikes", "events", "updates"}`` since the engine was built."""
+        """``{"steps", "spikes", "events", "updates"}`` since the engine was built (during
+        a run: as of its last slice)."""
 
 def engine_model_defaults() -> dict[str, dict[str, float]]:
     """Each neuron model's default parameters, from the engine."""

@@ -22,6 +22,9 @@ pub enum EngineError {
         /// The step being computed.
         step: u64,
     },
+    /// A peer did not deliver spikes in time; the message names the node and its regions.
+    #[error("{0}")]
+    Timeout(String),
 }
 
 impl EngineError {

@@ -7,7 +7,10 @@
 //! - [`neurons`]: the state of a region's neurons and the step of its model;
 //! - [`sim`]: the [`Engine`]: some or all regions of a network, their delay rings, the
 //!   step and the run loop;
-//! - [`record`]: what a run keeps.
+//! - [`record`]: what a run keeps;
+//! - [`wire`]: the compact encoding of a step's spikes on the wire;
+//! - `exchange` (with the `transport` feature): a node's spike exchange with its peers
+//!   over the communicator.
 //!
 //! Determinism: the drive of region `r` at step `t` and the synapses of projection `p`
 //! are drawn from streams keyed by `(seed, r, t)` and `(seed, p, source neuron)`, a region
@@ -20,6 +23,8 @@
 
 pub mod connect;
 mod error;
+#[cfg(feature = "transport")]
+pub mod exchange;
 pub mod neurons;
 pub mod record;
 pub mod rng;
@@ -27,6 +32,7 @@ pub mod sim;
 pub mod spec;
 #[cfg(test)]
 mod tests;
+pub mod wire;
 
 pub use error::EngineError;
 pub use record::{Probe, Recording, SpikeRecord};

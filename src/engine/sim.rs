@@ -397,6 +397,15 @@ impl Engine {
         Ok(())
     }
 
+    /// Whether the spikes of remote region `region` at `step` have been handed in (and
+    /// are still kept).
+    pub fn has_remote(&self, region: usize, step: u64) -> bool {
+        self.history
+            .get(region)
+            .and_then(Option::as_ref)
+            .is_some_and(|h| h.get(step).is_some())
+    }
+
     /// The spikes of local region number `k` (in [`local_regions`](Self::local_regions)
     /// order) at the last step computed.
     pub fn last_spikes(&self, k: usize) -> &[u32] {

@@ -300,7 +300,9 @@ fn remote_inputs_are_checked_and_required() {
     assert!(ahead.contains("step 1"), "{ahead}");
     let local = e.set_remote(1, 0, &[]).unwrap_err().to_string();
     assert!(local.contains("not a remote input"), "{local}");
+    assert!(!e.has_remote(2, 0));
     e.set_remote(2, 0, &[0, 5]).unwrap();
+    assert!(e.has_remote(2, 0));
     e.step().unwrap();
     assert_eq!(e.needed(2), vec![(0, 0), (2, 1)]);
     let err = Engine::new(mixed(10), Some(&["zz".to_string()])).unwrap_err();

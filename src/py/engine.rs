@@ -12,7 +12,9 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
-use crate::engine::{Engine, EngineError, NetworkSpec};
+use crate::engine::exchange::{Exchange, ExchangePlan, ExchangeStats};
+use crate::engine::{Engine, EngineError, NetworkSpec, RunStats};
+use crate::py::comm::PyZenohCommunicator;
 use crate::py::detach;
 use crate::py::errors::invalid_value;
 
@@ -23,13 +25,24 @@ const SLICE: Duration = Duration::from_millis(100);
 #[pyclass(name = "Engine", module = "evospikenet._native", frozen)]
 pub struct PyEngine {
     engine: Mutex<Engine>,
+    exchange: Mutex<Option<Exchange>>,
+    /// The counters after the last step or slice, readable during a run (from the
+    /// progress callback) while `engine` and `exchange` are held by it.
+    counters: Mutex<(RunStats, ExchangeStats)>,
+}
+
+fn busy() -> PyErr {
+    PyRuntimeError::new_err("this engine is in use by another thread (one call at a time)")
 }
 
 impl PyEngine {
     fn lock(&self) -> PyResult<MutexGuard<'_, Engine>> {
-        self.engine.try_lock().ok_or_else(|| {
-            PyRuntimeError::new_err("this engine is in use by another thread (one call at a time)")
-        })
+        self.engine.try_lock().ok_or_else(busy)
+    }
+
+    fn note(&self, engine: &Engine, exchange: Option<&Exchange>) {
+        let ex = exchange.map(Exchange::stats).unwrap_or_default();
+        *self.counters.lock() = (engine.stats(), ex);
     }
 }
 
@@ -51,6 +64,8 @@ impl PyEngine {
         let engine = detach(py, move || Engine::new(spec, local.as_deref()))?;
         Ok(Self {
             engine: Mutex::new(engine),
+            exchange: Mutex::new(None),
+            counters: Mutex::new(Default::default()),
         })
     }
 
@@ -71,13 +86,19 @@ impl PyEngine {
         }
         let every = Duration::from_secs_f64(progress_every.max(SLICE.as_secs_f64()));
         let mut engine = self.lock()?;
+        let mut exchange = self.exchange.try_lock().ok_or_else(busy)?;
         let mut done = 0;
         let mut since = Duration::ZERO;
         while done < steps {
             let started = std::time::Instant::now();
             let left = steps - done;
             let eng = &mut *engine;
-            done += detach(py, move || eng.run_for(left, SLICE))?;
+            let slice = match exchange.as_mut() {
+                Some(ex) => detach(py, move || ex.run_for(eng, left, SLICE)),
+                None => detach(py, move || eng.run_for(left, SLICE)),
+            };
+            self.note(&engine, exchange.as_ref());
+            done += slice?;
             py.check_signals()?;
             since += started.elapsed();
             if let Some(cb) = &progress {
@@ -110,7 +131,62 @@ impl PyEngine {
             engine.set_remote(index, step, slice)?;
         }
         let eng = &mut *engine;
-        Ok(detach(py, move || eng.step())?)
+        let r = detach(py, move || eng.step());
+        self.note(&engine, None);
+        Ok(r?)
+    }
+
+    /// Exchanges spikes with the nodes that run the other regions through ``comm``, from
+    /// now on in :meth:`run`: ``owners`` is the node id of every region in network
+    /// order; a peer that delivers nothing for ``timeout`` seconds raises
+    /// ``TimeoutError`` naming it and its regions.
+    fn exchange_with(
+        &self,
+        py: Python<'_>,
+        comm: &Bound<'_, PyZenohCommunicator>,
+        owners: Vec<String>,
+        timeout: f64,
+    ) -> PyResult<()> {
+        if !(timeout.is_finite() && timeout > 0.0) {
+            return Err(invalid_value(format!(
+                "timeout: expected a number of seconds > 0, got {timeout}"
+            )));
+        }
+        let comm = comm.borrow().comm()?;
+        let engine = self.lock()?;
+        let mut slot = self.exchange.try_lock().ok_or_else(busy)?;
+        let plan = ExchangePlan {
+            owners,
+            timeout: Duration::from_secs_f64(timeout),
+        };
+        let eng = &*engine;
+        let ex = detach(py, move || Exchange::new(comm, eng, plan))?;
+        *slot = Some(ex);
+        Ok(())
+    }
+
+    /// ``{"sent", "received", "duplicates", "malformed", "resend_requests",
+    /// "wait_seconds"}`` of the exchange (zeros without one; readable during a run, as
+    /// of the last slice).
+    fn exchange_stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let s = self.counters.lock().1;
+        let d = PyDict::new(py);
+        d.set_item("sent", s.sent)?;
+        d.set_item("received", s.received)?;
+        d.set_item("duplicates", s.duplicates)?;
+        d.set_item("malformed", s.malformed)?;
+        d.set_item("resend_requests", s.resend_requests)?;
+        d.set_item("wait_seconds", s.wait.as_secs_f64())?;
+        Ok(d)
+    }
+
+    /// Ends the exchange: its subscriptions and resend service are withdrawn.
+    fn close_exchange(&self, py: Python<'_>) -> PyResult<()> {
+        let ex = self.exchange.try_lock().ok_or_else(busy)?.take();
+        if let Some(mut ex) = ex {
+            detach(py, move || ex.close());
+        }
+        Ok(())
     }
 
     /// The remote spikes step `step` needs: `[(region, source_step), ...]`.
@@ -182,10 +258,10 @@ impl PyEngine {
             .collect())
     }
 
-    /// The next step to compute.
+    /// The next step to compute (readable during a run).
     #[getter]
-    fn current_step(&self) -> PyResult<u64> {
-        Ok(self.lock()?.current_step())
+    fn current_step(&self) -> u64 {
+        self.counters.lock().0.steps
     }
 
     /// Synapses built (the projections into local regions).
@@ -203,9 +279,10 @@ impl PyEngine {
         Ok(d)
     }
 
-    /// ``{"steps", "spikes", "events", "updates"}`` since the engine was built.
+    /// ``{"steps", "spikes", "events", "updates"}`` since the engine was built (readable
+    /// during a run, as of the last slice).
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let s = self.lock()?.stats();
+        let s = self.counters.lock().0;
         let d = PyDict::new(py);
         d.set_item("steps", s.steps)?;
         d.set_item("spikes", s.spikes)?;

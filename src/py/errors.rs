@@ -87,5 +87,6 @@ pub fn engine_error(err: crate::engine::EngineError) -> PyErr {
         EngineError::MissingSpikes { .. } => {
             pyo3::exceptions::PyRuntimeError::new_err(err.to_string())
         }
+        EngineError::Timeout(_) => pyo3::exceptions::PyTimeoutError::new_err(err.to_string()),
     }
 }
