@@ -1,14 +1,16 @@
 //! A node's spike exchange over the encrypted communicator, in Rust: no Python per
 //! message or per step.
 //!
-//! For each projection from a local region to a region of another node, one message per
-//! step on `spikes/{source}/{target}` holding the step and the sorted spike indices in
-//! the compact encoding of [`wire`](super::wire) (format `raw`), sealed like every
-//! payload; a node that waited [`RESEND_AFTER`] for a step asks the
+//! For each projection from a local region to a region of another node, messages on
+//! `spikes/{source}/{target}` holding steps and their sorted spike indices in the
+//! compact encoding of [`wire`](super::wire) (format `raw`), sealed like every payload; a node that waited [`RESEND_AFTER`] for a step asks the
 //! source node's `brain/resend/{node}` service (JSON `{"source", "target", "step"}`),
 //! which keeps the last [`RESEND_WINDOW`] steps per destination. Synchronization is
 //! conservative: step `t` is computed only once every remote input it needs has
 //! arrived; a node that does not deliver within the timeout is named with its region.
+//! With a lookahead `L` (the smallest delay among the projections between nodes), the
+//! steps of a window of `L` steps go in one message: every input a window needs comes
+//! from earlier windows, so nodes never wait on each other's unfinished window.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -73,12 +75,13 @@ struct Inbox {
 
 impl Inbox {
     fn put(&self, pair: (usize, usize), payload: &[u8]) {
-        match wire::decode(payload) {
-            Some((step, spikes)) => {
-                if self.store(pair, step, spikes) {
-                    self.received.fetch_add(1, Relaxed);
-                } else {
-                    self.duplicates.fetch_add(1, Relaxed);
+        match wire::decode_all(payload) {
+            Some(steps) => {
+                self.received.fetch_add(1, Relaxed);
+                for (step, spikes) in steps {
+                    if !self.store(pair, step, spikes) {
+                        self.duplicates.fetch_add(1, Relaxed);
+                    }
                 }
             }
             None => {
@@ -135,6 +138,11 @@ pub struct Exchange {
     inbox: Arc<Inbox>,
     sent: Arc<Sent>,
     outgoing: Vec<(usize, usize)>,
+    /// The smallest delay of a projection between this node and another: steps are
+    /// sent in windows of this many, one message per window and outgoing pair.
+    lookahead: u64,
+    /// The window being filled, per outgoing pair.
+    pending: Vec<Vec<u8>>,
     /// The (remote source, local target) pair whose messages carry each remote source.
     via: HashMap<usize, (usize, usize)>,
     subscriptions: Vec<Arc<Subscription>>,
@@ -173,9 +181,15 @@ impl Exchange {
         }
         let mut outgoing = Vec::new();
         let mut incoming = Vec::new();
+        // Every node computes the same lookahead: the smallest delay of any projection
+        // the partition cuts, so windows line up.
+        let mut lookahead = u64::MAX;
         for p in &spec.projections {
             let s = spec.region_index(&p.source).expect("validated");
             let t = spec.region_index(&p.target).expect("validated");
+            if plan.owners[s] != plan.owners[t] {
+                lookahead = lookahead.min(u64::from(p.delay));
+            }
             let (src_here, tgt_here) = (plan.owners[s] == me, plan.owners[t] == me);
             if src_here && !tgt_here {
                 outgoing.push((s, t));
@@ -232,7 +246,9 @@ impl Exchange {
             max_delay: u64::from(spec.max_delay()),
             inbox,
             sent,
+            pending: vec![Vec::new(); outgoing.len()],
             outgoing,
+            lookahead: if lookahead == u64::MAX { 1 } else { lookahead },
             via,
             subscriptions,
             service: Some(service),
@@ -359,7 +375,9 @@ impl Exchange {
             wait.max(Duration::from_millis(10)),
         );
         if let Ok(m) = reply {
-            if let Some((got, spikes)) = wire::decode(&m.payload) {
+            if let Some((got, spikes)) =
+                wire::decode_all(&m.payload).and_then(|v| v.into_iter().next())
+            {
                 if got == step {
                     self.inbox.store((s, t), step, spikes);
                 }
@@ -389,21 +407,18 @@ impl Exchange {
         ))
     }
 
-    /// Publishes the local regions' spikes of step `t` to the nodes that need them.
+    /// Adds the local regions' spikes of step `t` to the window of each outgoing pair,
+    /// and sends the windows that step `t` completes.
     fn publish(&mut self, engine: &Engine, t: u64) -> Result<(), EngineError> {
         let local = engine.local_regions();
-        for &(s, tgt) in &self.outgoing {
+        for (i, &(s, tgt)) in self.outgoing.iter().enumerate() {
             let k = local
                 .iter()
                 .position(|n| *n == self.names[s])
                 .expect("outgoing sources are local");
             self.buf.clear();
             wire::encode(t, engine.last_spikes(k), &mut self.buf);
-            let topic = format!("spikes/{}/{}", self.names[s], self.names[tgt]);
-            self.comm
-                .publish(&topic, Format::Raw, &self.buf)
-                .map_err(|e| EngineError::Argument(e.to_string()))?;
-            self.stats.sent += 1;
+            self.pending[i].extend_from_slice(&self.buf);
             let mut sent = self.sent.lock();
             let q = sent
                 .get_mut(&(s, tgt))
@@ -413,7 +428,31 @@ impl Exchange {
                 q.pop_front();
             }
         }
+        if (t + 1) % self.lookahead == 0 {
+            self.flush()?;
+        }
         Ok(())
+    }
+
+    /// Sends the windows being filled (at the end of a window, or of a run).
+    pub fn flush(&mut self) -> Result<(), EngineError> {
+        for (i, &(s, tgt)) in self.outgoing.iter().enumerate() {
+            if self.pending[i].is_empty() {
+                continue;
+            }
+            let topic = format!("spikes/{}/{}", self.names[s], self.names[tgt]);
+            self.comm
+                .publish(&topic, Format::Raw, &self.pending[i])
+                .map_err(|e| EngineError::Argument(e.to_string()))?;
+            self.pending[i].clear();
+            self.stats.sent += 1;
+        }
+        Ok(())
+    }
+
+    /// Steps per message: the smallest delay of the projections between nodes.
+    pub fn lookahead(&self) -> u64 {
+        self.lookahead
     }
 
     /// Withdraws the subscriptions and the resend service.

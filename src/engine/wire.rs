@@ -7,6 +7,8 @@
 //!         first, set when neuron i spiked; bits = last index + 1)
 //! ```
 //!
+//! A message of a lookahead window holds its steps one after the other.
+//!
 //! Varints are LEB128 (7 bits a byte, low first). Sorted, distinct indices make every
 //! gap at least 1, so `gap - 1` fits in one byte for gaps up to 128: at a firing rate of
 //! 1% a spike costs about one byte, against four as raw `uint32`; where more than about
@@ -90,34 +92,54 @@ pub fn encode(step: u64, spikes: &[u32], out: &mut Vec<u8>) {
     }
 }
 
-/// The step and the sorted, distinct spikes of a message, or None if it is malformed
-/// (truncated, trailing bytes, an index beyond `u32`).
+/// The step and the sorted, distinct spikes of a message of one step, or None if it is
+/// malformed (truncated, trailing bytes, an index beyond `u32`).
 pub fn decode(buf: &[u8]) -> Option<(u64, Vec<u32>)> {
-    let (&kind, _) = buf.split_first()?;
-    let mut pos = 1;
-    let step = get_varint(buf, &mut pos)?;
+    let mut pos = 0;
+    let one = decode_at(buf, &mut pos)?;
+    (pos == buf.len()).then_some(one)
+}
+
+/// Every step of a message that holds one or more encoded steps one after the other
+/// (a lookahead window), or None if any of them is malformed.
+pub fn decode_all(buf: &[u8]) -> Option<Vec<(u64, Vec<u32>)>> {
+    let mut pos = 0;
+    let mut out = Vec::new();
+    while pos < buf.len() {
+        out.push(decode_at(buf, &mut pos)?);
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// Decodes the step that starts at `pos` and moves `pos` past it.
+fn decode_at(buf: &[u8], pos: &mut usize) -> Option<(u64, Vec<u32>)> {
+    let kind = *buf.get(*pos)?;
+    *pos += 1;
+    let step = get_varint(buf, pos)?;
     let mut spikes = Vec::new();
     match kind {
         DELTA => {
-            let count = get_varint(buf, &mut pos)?;
+            let count = get_varint(buf, pos)?;
             // Each index takes at least one byte: a count beyond that is a lie.
-            if count > (buf.len() - pos) as u64 {
+            if count > (buf.len() - *pos) as u64 {
                 return None;
             }
             spikes.reserve(count as usize);
             let mut next: u64 = 0;
             for _ in 0..count {
-                let v = next.checked_add(get_varint(buf, &mut pos)?)?;
+                let v = next.checked_add(get_varint(buf, pos)?)?;
                 spikes.push(u32::try_from(v).ok()?);
                 next = v + 1;
             }
         }
         BITMAP => {
-            let bits = get_varint(buf, &mut pos)?;
-            if bits > u64::from(u32::MAX) + 1 || bits.div_ceil(8) != (buf.len() - pos) as u64 {
+            let bits = get_varint(buf, pos)?;
+            let bytes = bits.div_ceil(8);
+            if bits > u64::from(u32::MAX) + 1 || bytes > (buf.len() - *pos) as u64 {
                 return None;
             }
-            for (k, &byte) in buf[pos..].iter().enumerate() {
+            let map = &buf[*pos..*pos + bytes as usize];
+            for (k, &byte) in map.iter().enumerate() {
                 let mut b = byte;
                 while b != 0 {
                     let i = k as u64 * 8 + u64::from(b.trailing_zeros());
@@ -128,11 +150,11 @@ pub fn decode(buf: &[u8]) -> Option<(u64, Vec<u32>)> {
                     b &= b - 1;
                 }
             }
-            pos = buf.len();
+            *pos += bytes as usize;
         }
         _ => return None,
     }
-    (pos == buf.len()).then_some((step, spikes))
+    Some((step, spikes))
 }
 
 #[cfg(test)]
@@ -205,6 +227,16 @@ mod tests {
         assert_eq!(decode(&big), None);
         // A bitmap with a bit past its length.
         assert_eq!(decode(&[BITMAP, 0, 3, 0b1000]), None);
+        // Several steps in one message: decode_all takes them, decode refuses.
+        let mut two = Vec::new();
+        encode(4, &[1, 2], &mut two);
+        encode(5, &(0..64).collect::<Vec<_>>(), &mut two);
+        assert_eq!(decode(&two), None);
+        let all = decode_all(&two).unwrap();
+        assert_eq!(all[0], (4, vec![1, 2]));
+        assert_eq!(all[1].0, 5);
+        assert_eq!(decode_all(&two[..two.len() - 1]), None);
+        assert_eq!(decode_all(&[]), None);
         // A varint that never ends.
         assert_eq!(
             decode(&[DELTA, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]),

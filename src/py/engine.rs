@@ -97,6 +97,15 @@ impl PyEngine {
                 Some(ex) => detach(py, move || ex.run_for(eng, left, SLICE)),
                 None => detach(py, move || eng.run_for(left, SLICE)),
             };
+            let mut slice = slice;
+            if let (Ok(n), Some(ex)) = (&slice, exchange.as_mut()) {
+                if done + n == steps {
+                    // The last window may be short: send it now.
+                    if let Err(e) = detach(py, || ex.flush()) {
+                        slice = Err(e);
+                    }
+                }
+            }
             self.note(&engine, exchange.as_ref());
             done += slice?;
             py.check_signals()?;
