@@ -227,10 +227,10 @@ def test_node_ids_follow_the_compose_convention_or_the_nodes_table():
         "motor": "motor-0",
     }
     # Regions without a node of their name are shared round robin among all nodes.
-    assert assign_regions(net, ["pfc-0", "helper"]) == {
-        "visual": "helper",
+    assert assign_regions(net, ["pfc-0", "spare"]) == {
+        "visual": "pfc-0",
         "pfc": "pfc-0",
-        "motor": "pfc-0",
+        "motor": "spare",
     }
     table = {"x": ["visual", "motor"], "y": ["pfc"]}
     assert assign_regions(net, ["y", "x"], table) == {"visual": "x", "pfc": "y", "motor": "x"}
