@@ -24,8 +24,8 @@ as the single-process raster of the same size and length: a mismatch is printed 
 capitals and the benchmark exits with status 1.
 
 Brian2. The model is equivalent in size and activity, not spike-identical: the same
-three groups, the very same synapses and weights (the CSR matrices of the evospikenet
-network, handed over in a file), the same delays, an input of the same rate and size
+three groups, synapses and weights drawn by the same rules (CSR matrices handed over
+in a file), the same delays, an input of the same rate and size
 (``PoissonInput`` with N=1 and p = 0.05 per step is the same Bernoulli kick, from
 Brian2's own random stream), and a float LIF ``dv/dt = -v/tau`` integrated exactly with
 ``exp(-dt/tau) = leak/256``, threshold 1024, reset 0. Brian2 applies synaptic and
@@ -300,23 +300,28 @@ def cluster_assignment(neurons: int, ids: list[str]) -> dict[str, str]:
 
 
 def export_network(neurons: int, path: Path) -> dict:
-    """Write the connectivity of ``default_brain(neurons)`` for the Brian2 worker; return
-    the model description that goes with it."""
+    """Write connectivity like that of ``default_brain(neurons)`` for the Brian2 worker;
+    return the model description that goes with it. The synapses follow the same rules
+    (fan-out, weight ranges, delays) but are drawn with numpy (``kernels.random_csr``):
+    the engine's own matrices live in Rust."""
+    from evospikenet import kernels
     from evospikenet.brain import default_brain
-    from evospikenet.brain.network import RegionState
 
     net = default_brain(neurons, SEED)
     arrays, synapses = {}, []
-    for r in net.regions:
-        state = RegionState(net, r.name)
-        mats = [(r.name, r.name, 1, state.internal)]
-        mats += [(p.source, p.target, p.delay, w) for p, w in state.incoming]
-        for pre, post, delay, w in mats:
-            key = f"{pre}-{post}"
-            arrays[f"{key}.indptr"] = w.indptr
-            arrays[f"{key}.indices"] = w.indices
-            arrays[f"{key}.data"] = w.data
-            synapses.append({"key": key, "pre": pre, "post": post, "delay": delay})
+    mats = [(r.name, r.name, 1, r.fan_out, r.weight, r.n) for r in net.regions]
+    mats += [
+        (p.source, p.target, p.delay, p.fan_out, p.weight, net.region(p.target).n)
+        for p in net.projections
+    ]
+    for k, (pre, post, delay, fan_out, weight, n_post) in enumerate(mats):
+        n_pre = net.region(pre).n
+        w = kernels.random_csr(n_pre, n_post, fan_out, weight=weight, dtype=np.int16, seed=k)
+        key = f"{pre}-{post}"
+        arrays[f"{key}.indptr"] = w.indptr
+        arrays[f"{key}.indices"] = w.indices
+        arrays[f"{key}.data"] = w.data
+        synapses.append({"key": key, "pre": pre, "post": post, "delay": delay})
     np.savez(path, **arrays)
     regions = [
         {

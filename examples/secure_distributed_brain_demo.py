@@ -146,6 +146,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument(
         "--quiet", action="store_true", help="no progress lines, only the start and the result"
     )
+    ap.add_argument(
+        "--network",
+        type=Path,
+        metavar="FILE",
+        help="a network file (TOML, see docs/network-files.md) instead of the default "
+        "brain; --neurons and --seed are then ignored",
+    )
     args = ap.parse_args(argv)
     args.node_id = args.node_id or os.environ.get("NODE_ID")
     args.psk = args.psk or os.environ.get("EVOSPIKENET_PSK")
@@ -159,6 +166,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 # --------------------------------------------------------------------------- one node
+def load_brain(args: argparse.Namespace):
+    """The network to run, and the node table of its file (None without one)."""
+    from evospikenet.brain import NetworkFileError, default_brain, load_network
+
+    if args.network is None:
+        return default_brain(args.neurons, args.seed), None
+    try:
+        f = load_network(args.network)
+    except NetworkFileError as e:
+        raise DemoError(str(e), EXIT_USAGE) from None
+    return f.network, f.nodes
 
 
 def open_communicator(args: argparse.Namespace):
@@ -270,19 +288,19 @@ def exchange_keys(comm, args: argparse.Namespace) -> None:
 
 
 def run_node(args: argparse.Namespace) -> int:
-    from evospikenet.brain import BrainNode, assign_regions, default_brain, raster_digest
+    from evospikenet.brain import BrainNode, assign_regions, raster_digest
     from evospikenet.errors import RunMismatchError
 
-    net = default_brain(args.neurons, args.seed)
+    net, nodes = load_brain(args)
     comm = open_communicator(args)
     try:
         if args.mode == "dh":
             exchange_keys(comm, args)
-        assignment = assign_regions(net, [args.node_id, *args.peer_id])
+        assignment = assign_regions(net, [args.node_id, *args.peer_id], nodes)
         node = BrainNode(net, comm, assignment, timeout=args.timeout)
         print(
             f"{args.node_id}: regions {', '.join(node.local)} of {len(net.regions)}, "
-            f"{args.neurons} neurons each, {args.steps} steps, "
+            f"{', '.join(str(net.region(r).n) for r in node.local)} neurons, {args.steps} steps, "
             f"{'DH' if args.mode == 'dh' else 'PSK'} mode; waiting for "
             f"{', '.join(node.peers)}",
             flush=True,
@@ -348,22 +366,26 @@ def run_node(args: argparse.Namespace) -> int:
         print(f"raster digest: {digest}", flush=True)
         node.close()
         if args.out:
-            write_outputs(args.out, summary, raster)
+            write_outputs(args.out, summary, node.record)
         return 0
     finally:
         comm.close()
 
 
-def write_outputs(out: Path, summary: dict, raster) -> None:
+def write_outputs(out: Path, summary: dict, record) -> None:
+    from evospikenet.brain import load_record, save_record
     from evospikenet.brain.plot import PlottingUnavailable, save_raster_png
 
     out.mkdir(parents=True, exist_ok=True)
     node = summary["node_id"]
     (out / f"{node}.json").write_text(json.dumps(summary, indent=2))
     print(f"metrics: {out / f'{node}.json'}")
+    print(f"spike record: {save_record(record, out / f'{node}.npz')}")
     try:
         png = save_raster_png(
-            raster, out / f"{node}_raster.png", title=f"{node}: {', '.join(summary['regions'])}"
+            load_record(out / f"{node}.npz").raster,
+            out / f"{node}_raster.png",
+            title=f"{node}: {', '.join(summary['regions'])}",
         )
         print(f"raster plot: {png}")
     except PlottingUnavailable as e:
@@ -381,10 +403,11 @@ def free_port() -> int:
 
 def run_local(args: argparse.Namespace) -> int:
     """Start ``--nodes`` processes of this script on loopback, wait, summarize."""
-    from evospikenet.brain import default_brain, raster_digest, simulate
+    from evospikenet.brain import raster_digest, simulate
 
-    regions = default_brain(args.neurons).region_names
-    if not 2 <= args.nodes <= len(regions):
+    net, nodes = load_brain(args)
+    regions = net.region_names
+    if not nodes and not 2 <= args.nodes <= len(regions):
         raise DemoError(
             f"--nodes {args.nodes}: the brain has {len(regions)} regions "
             f"({', '.join(regions)}) and each node runs at least one, with at least two "
@@ -393,12 +416,15 @@ def run_local(args: argparse.Namespace) -> int:
         )
     psk = args.psk or (None if args.psk_file else os.urandom(32).hex())
     out = args.out or Path("brain_out")
-    ids = [f"node-{i + 1}" for i in range(args.nodes)]
+    # A network file's [nodes] table names the processes; otherwise node-1, node-2...
+    ids = sorted(nodes) if nodes else [f"node-{i + 1}" for i in range(args.nodes)]
     port = free_port()
     common = [
         "--steps", str(args.steps), "--neurons", str(args.neurons), "--seed", str(args.seed),
         "--out", str(out), "--timeout", str(args.timeout),
     ]  # fmt: skip
+    if args.network is not None:
+        common += ["--network", str(args.network)]
     if args.mode == "dh":
         common += ["--mode", "dh", "--key-exchange", "auto"]
     env = dict(os.environ)
@@ -409,8 +435,8 @@ def run_local(args: argparse.Namespace) -> int:
         env["EVOSPIKENET_PSK_FILE"] = args.psk_file
         env.pop("EVOSPIKENET_PSK", None)
     print(
-        f"Starting an encrypted brain of {len(default_brain(args.neurons).regions)} regions "
-        f"on {args.nodes} processes ({', '.join(ids)}), "
+        f"Starting an encrypted brain of {len(net.regions)} regions "
+        f"on {len(ids)} processes ({', '.join(ids)}), "
         f"{'given' if args.psk or args.psk_file else 'fresh'} PSK, loopback port {port}",
         flush=True,
     )
@@ -442,7 +468,7 @@ def run_local(args: argparse.Namespace) -> int:
         failed = [f"{n} (exit {c})" for n, c in zip(ids, codes, strict=True) if c]
         raise DemoError(f"node(s) failed: {', '.join(failed)}")
     summaries = [json.loads((out / f"{n}.json").read_text()) for n in ids]
-    ref = simulate(default_brain(args.neurons, args.seed), args.steps)
+    ref = simulate(net, args.steps)
     same = all(
         d == raster_digest({r: ref[r]}) for s in summaries for r, d in s["region_digests"].items()
     )

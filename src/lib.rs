@@ -11,6 +11,7 @@ pub mod compress;
 pub mod config;
 pub mod crypto;
 pub mod dh;
+pub mod engine;
 pub mod error;
 pub mod kernels;
 pub mod monitor;

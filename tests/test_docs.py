@@ -85,6 +85,9 @@ def test_every_documented_output_has_its_source():
 def test_python_block_runs(block, tmp_path):
     script = tmp_path / "block.py"
     script.write_text(block.text)
+    # Blocks run as from a checkout's root (paths such as examples/networks/...), but in
+    # a folder of their own, so whatever they write stays out of the repository.
+    (tmp_path / "examples").symlink_to(REPO / "examples")
     env = clean_env({"EVOSPIKENET_PSK": new_psk(), "PYTHONUNBUFFERED": "1"})
     with private_loopback() as netns:
         proc = run(

@@ -22,6 +22,76 @@ def _panic_on_payload(payload: bytes | None) -> None:
     """Testing only: make the callback thread panic while decoding a message whose
     payload bytes equal ``payload`` (``None`` turns it off), standing for a bug."""
 
+# ----- the simulation engine (src/engine, src/py/engine.rs) -----
+
+@final
+class Engine:
+    """Some or all regions of a network, stepped in Rust.
+
+    Built from a network description (JSON, as :meth:`evospikenet.brain.Network.description`
+    writes it); ``local`` names the regions it runs (default: all). The synapses of every
+    projection into a local region are built at construction, with the GIL released.
+    Raises ``ValueError`` naming what is wrong in the description.
+    """
+
+    def __new__(cls, description: str, local: list[str] | None = None) -> Self: ...
+    def run(
+        self,
+        steps: int,
+        progress: Callable[[int], Any] | None = None,
+        progress_every: float = 1.0,
+    ) -> int:
+        """Run ``steps`` steps with the GIL released; ``progress(steps_done)`` at most every
+        ``progress_every`` seconds (at least 0.1). Ctrl-C raises ``KeyboardInterrupt``
+        within about 0.1 s. Returns the steps computed."""
+    def step(self, remote: list[tuple[str, int, NDArray[np.uint32]]] | None = None) -> None:
+        """Hand in the remote spikes this step needs (one ``(region, step, indices)`` for
+        each pair :meth:`needed` lists; sorted, distinct), then compute one step.
+        ``RuntimeError`` names a region whose spikes are missing."""
+    def needed(self, step: int) -> list[tuple[str, int]]:
+        """The ``(remote region, step)`` pairs whose spikes ``step`` needs."""
+    def exchange_with(self, comm: ZenohCommunicator, owners: list[str], timeout: float) -> None:
+        """From now on, :meth:`run` exchanges spikes through ``comm`` (in Rust) with the
+        nodes that run the other regions: ``owners`` is the node id of every region in
+        network order. A peer that delivers nothing for ``timeout`` seconds (lost steps
+        are asked for again after a second) raises ``TimeoutError`` naming the node and
+        its regions."""
+    def exchange_stats(self) -> dict[str, float]:
+        """``{"sent", "received", "duplicates", "malformed", "resend_requests",
+        "wait_seconds"}`` of the exchange, as of the last slice of a run."""
+    def close_exchange(self) -> None:
+        """Withdraw the exchange's subscriptions and resend service."""
+    def last_spikes(self) -> list[NDArray[np.uint32]]:
+        """Each local region's spikes at the last step computed."""
+    def start_recording(self) -> None:
+        """Record spikes from the next step on."""
+    def add_probe(self, region: str, neurons: list[int]) -> None:
+        """Record the potentials of ``neurons`` of local ``region`` after every step."""
+    def take_recording(self) -> dict[str, Any] | None:
+        """``{"first_step", "spikes": {region: (indices, offsets)}, "probes": [(region,
+        neurons, values)]}`` since recording started or was last taken (None if it never
+        started); recording goes on."""
+    @property
+    def local_regions(self) -> list[str]:
+        """The regions this engine runs, in network order."""
+    @property
+    def current_step(self) -> int:
+        """The next step to compute (during a run: as of its last slice)."""
+    @property
+    def synapses(self) -> int:
+        """Synapses built (the projections into local regions)."""
+    def memory(self) -> dict[str, int]:
+        """``{"synapse_bytes", "state_bytes"}``."""
+    def stats(self) -> dict[str, int]:
+        """``{"steps", "spikes", "events", "updates"}`` since the engine was built (during
+        a run: as of its last slice)."""
+
+def engine_model_defaults() -> dict[str, dict[str, float]]:
+    """Each neuron model's default parameters, from the engine."""
+
+def engine_validate(description: str) -> None:
+    """Check a network description as the engine would, without building it."""
+
 @type_check_only
 class Stats(TypedDict):
     """The counters :meth:`ZenohCommunicator.stats` returns, all monotonic.

@@ -122,7 +122,7 @@ pub(crate) fn timeout_arg(name: &str, t: Option<f64>) -> PyResult<Option<Duratio
 }
 
 impl PyZenohCommunicator {
-    fn comm(&self) -> PyResult<Arc<Communicator>> {
+    pub(crate) fn comm(&self) -> PyResult<Arc<Communicator>> {
         self.comm.read().clone().ok_or_else(errors::closed)
     }
 

@@ -79,3 +79,16 @@ pub fn queue_empty(py: Python<'_>) -> PyErr {
         Err(e) => e,
     }
 }
+
+/// Engine errors: a bad network or argument is a `ValueError`; spikes that never came
+/// from a peer are a `RuntimeError` naming the region and the step.
+pub fn engine_error(err: crate::engine::EngineError) -> PyErr {
+    use crate::engine::EngineError;
+    match err {
+        EngineError::Network(_) | EngineError::Argument(_) => invalid_value(err.to_string()),
+        EngineError::MissingSpikes { .. } => {
+            pyo3::exceptions::PyRuntimeError::new_err(err.to_string())
+        }
+        EngineError::Timeout(_) => pyo3::exceptions::PyTimeoutError::new_err(err.to_string()),
+    }
+}

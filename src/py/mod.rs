@@ -5,6 +5,7 @@ mod codec;
 mod comm;
 mod config;
 mod dispatch;
+mod engine;
 mod errors;
 mod handle;
 pub mod kernels;
@@ -25,5 +26,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     config::register(m)?;
     comm::register(m)?;
     kernels::register(m)?;
+    engine::register(m)?;
     Ok(())
 }

@@ -31,9 +31,19 @@ def require_demo() -> None:
 
 
 def expected_assignment(region_names: Sequence[str], node_ids: Sequence[str]) -> dict[str, str]:
-    """The demo's contract: regions in declaration order, round robin over the sorted ids."""
+    """The demo's contract: a node named after a region (``pfc`` or ``pfc-<k>``) runs it;
+    the other regions, in declaration order, go round robin over the sorted ids."""
     nodes = sorted(set(node_ids))
-    return {r: nodes[i % len(nodes)] for i, r in enumerate(region_names)}
+    owner: dict[str, str] = {}
+    for node in nodes:
+        base = node.rsplit("-", 1)[0] if node.rsplit("-", 1)[-1].isdigit() else node
+        for name in (node, base):
+            if name in region_names and name not in owner:
+                owner[name] = node
+                break
+    rest = [r for r in region_names if r not in owner]
+    owner.update({r: nodes[i % len(nodes)] for i, r in enumerate(rest)})
+    return owner
 
 
 def check_results(

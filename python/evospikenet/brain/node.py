@@ -1,9 +1,10 @@
 """Run some regions of a :class:`~evospikenet.brain.Network` on this node and exchange
 spikes with the nodes that run the others, over an (encrypted) ``ZenohCommunicator``.
 
-Each step, for every pair (local source region, remote target region) joined by a
-projection, one message carries the step number and the sorted spike indices (numpy
-uint32 ``[step, i0, i1, ...]``) on ``spikes/{source}/{target}``. Synchronization is
+For every pair (local source region, remote target region) joined by a projection, one
+message per lookahead window (the smallest delay among the projections that cross
+nodes) carries that window's spikes on ``spikes/{source}/{target}``, each step's sorted
+indices as delta-varints or as a bitmap, whichever is smaller. Synchronization is
 conservative, as NEST does it: step ``t`` of a region is computed only once every input
 it depends on (remote spikes of step ``t - delay``) has arrived, so a node waits for a
 late or slow peer instead of skipping a step; a peer that never delivers raises
@@ -11,42 +12,73 @@ late or slow peer instead of skipping a step; a peer that never delivers raises
 
 Before step 0 all nodes meet at a start barrier (each serves ``brain/ready/{node_id}``
 once its subscriptions exist and asks every peer's), so nothing published at step 0 is
-sent before its receivers listen. A message lost on the way (a router restarting, a link
-dropping) is asked for again: a node that has waited ``RESEND_AFTER`` seconds for a step
-requests it from its source node (``brain/resend/{node_id}``), which keeps its last
-``RESEND_WINDOW`` steps per destination.
+sent before its receivers listen; there each node also checks that its peers run the
+same network, seed, number of steps and assignment (:class:`RunMismatchError`). A
+message lost on the way (a router restarting, a link dropping) is asked for again: a node
+that has waited a second for a step requests it from its source node
+(``brain/resend/{node_id}``), which keeps its last 4096 steps per destination.
+
+The step loop, the publishing, the receiving, the waiting and the resend requests all
+run in Rust (``src/engine/exchange.rs``) with the GIL released: no Python runs per
+message or per step.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
-
-from evospikenet.brain.network import _EMPTY, Network, Raster, RegionState, Spikes
+from evospikenet.brain.network import Network, Raster
+from evospikenet.brain.record import Record, record_from_engine
 from evospikenet.errors import RunMismatchError
 from evospikenet.zenoh_comm import ZenohCommunicator
 
 log = logging.getLogger("evospikenet.brain")
 
-#: Seconds a node waits for a step's spikes before asking the source node again.
-RESEND_AFTER = 1.0
-#: Steps of outgoing spikes each node keeps per destination, to answer such requests.
-RESEND_WINDOW = 4096
 
+def assign_regions(
+    network: Network, node_ids: Sequence[str], nodes: Mapping[str, Sequence[str]] | None = None
+) -> dict[str, str]:
+    """Deterministic region -> node assignment; every node computes the same map from the
+    same ids.
 
-def assign_regions(network: Network, node_ids: Sequence[str]) -> dict[str, str]:
-    """Deterministic region -> node assignment: regions in declaration order, nodes in
-    sorted order, round robin. Every node computes the same map from the same ids."""
-    nodes = sorted(set(node_ids))
-    if not nodes:
+    1. ``nodes`` (a network file's ``[nodes]`` table: node id -> regions), if given;
+    2. otherwise the compose convention: a node whose id is a region's name, or that name
+       and ``-<number>`` (``pfc-0``), runs that region (the first such node in sorted
+       order, if several);
+    3. the regions left are shared round robin, in declaration order, among all the node
+       ids in sorted order.
+    """
+    ids = sorted(set(node_ids))
+    if not ids:
         raise ValueError("at least one node id is needed")
-    return {r: nodes[i % len(nodes)] for i, r in enumerate(network.region_names)}
+    if nodes is not None:
+        unknown = [n for n in ids if n not in nodes]
+        if unknown:
+            raise ValueError(
+                f"node {unknown[0]!r} is not in the network's [nodes] table "
+                f"(it lists {', '.join(sorted(nodes))})"
+            )
+        table = {r: node for node, regions in nodes.items() for r in regions}
+        missing = [r for r in network.region_names if r not in table]
+        if missing:
+            raise ValueError(f"no node runs region(s) {', '.join(missing)}")
+        return {r: table[r] for r in network.region_names}
+    out: dict[str, str] = {}
+    names = set(network.region_names)
+    for node in ids:
+        for name in (node, re.sub(r"-\d+$", "", node)):
+            if name in names and name not in out:
+                out[name] = node
+                break
+    rest = [r for r in network.region_names if r not in out]
+    out.update({r: ids[i % len(ids)] for i, r in enumerate(rest)})
+    return {r: out[r] for r in network.region_names}
 
 
 @dataclass
@@ -62,61 +94,6 @@ class RunMetrics:
     wait_seconds: float = 0.0
     wall_seconds: float = 0.0
     per_region_spikes: dict[str, int] = field(default_factory=dict)
-
-
-class _Inbox:
-    """Received spikes by (source, target, step); wakes the simulation loop."""
-
-    def __init__(self) -> None:
-        self.cond = threading.Condition()
-        self.data: dict[tuple[str, str], dict[int, Spikes]] = {}
-        self.received = 0
-        self.duplicates = 0
-        self.malformed = 0
-
-    def put(self, source: str, target: str, payload) -> None:
-        if not isinstance(payload, np.ndarray) or payload.dtype != np.uint32 or payload.ndim != 1:
-            self.malformed += 1
-            return
-        if len(payload) == 0:
-            self.malformed += 1
-            return
-        with self.cond:
-            if self._store(source, target, int(payload[0]), payload[1:]):
-                self.received += 1
-            else:
-                self.duplicates += 1
-
-    def put_step(self, source: str, target: str, step: int, spikes: Spikes) -> bool:
-        """Store a resent step; False if it had arrived meanwhile."""
-        with self.cond:
-            return self._store(source, target, step, spikes)
-
-    def _store(self, source: str, target: str, step: int, spikes: Spikes) -> bool:
-        """Keep the first copy of a step and wake the waiters (caller holds ``cond``)."""
-        box = self.data.setdefault((source, target), {})
-        if step in box:
-            return False
-        box[step] = spikes
-        self.cond.notify_all()
-        return True
-
-    def take(self, source: str, target: str, step: int, deadline: float) -> Spikes | None:
-        with self.cond:
-            while True:
-                box = self.data.get((source, target))
-                if box is not None and step in box:
-                    return box[step]
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return None
-                self.cond.wait(left)
-
-    def forget_before(self, step: int) -> None:
-        with self.cond:
-            for box in self.data.values():
-                for s in [s for s in box if s < step]:
-                    del box[s]
 
 
 class BrainNode:
@@ -165,37 +142,20 @@ class BrainNode:
                 if assignment[p.target] == self.node_id and assignment[p.source] != self.node_id
             }
         )
-        self._inbox = _Inbox()
-        self._handles = []
-        for src, tgt in self.incoming_pairs:
-            self._handles.append(
-                comm.subscribe(
-                    f"spikes/{src}/{tgt}",
-                    lambda data, s=src, t=tgt: self._inbox.put(s, t, data),
-                )
-            )
-        self._sent: dict[tuple[str, str], dict[int, np.ndarray]] = {p: {} for p in self.outgoing}
-        self._sent_lock = threading.Lock()
+        #: What :meth:`run` recorded.
+        self.record: Record | None = None
+        # The engine (synapses built) and its exchange (subscriptions declared) exist
+        # before this node answers the start barrier.
+        self._engine = network.engine(self.local)
+        self._engine.exchange_with(comm, [assignment[r] for r in network.region_names], timeout)
+        self._ran = False
         # The start barrier: each node asks every peer with its run's description and
         # gets the peer's back (None until the peer's run started); both sides compare.
         self._run: dict | None = None
         self._mismatch: str | None = None
         self._early: dict[str, object] = {}  # peers that asked before our run started
         self._ready_lock = threading.Lock()
-        self._handles.append(comm.serve(f"brain/ready/{self.node_id}", self._ready))
-        self._handles.append(
-            comm.serve(f"brain/resend/{self.node_id}", self._resend, serialize="numpy")
-        )
-
-    def _resend(self, request) -> np.ndarray:
-        """A peer lost a step: the stored message, or an empty array if it is too old."""
-        try:
-            key, step = (str(request["source"]), str(request["target"])), int(request["step"])
-        except (KeyError, TypeError, ValueError):
-            return np.zeros(0, dtype=np.uint32)
-        with self._sent_lock:
-            msg = self._sent.get(key, {}).get(step)
-        return msg if msg is not None else np.zeros(0, dtype=np.uint32)
+        self._handles = [comm.serve(f"brain/ready/{self.node_id}", self._ready)]
 
     def _ready(self, request) -> dict | None:
         """A peer at the start barrier: note a disagreement, answer with our run."""
@@ -275,95 +235,60 @@ class BrainNode:
         steps: int,
         progress: Callable[[RunMetrics], None] | None = None,
         progress_every: float = 1.0,
+        probes: Mapping[str, Sequence[int]] | None = None,
     ) -> tuple[Raster, RunMetrics]:
         """Simulate ``steps`` steps of the local regions; return their raster.
+
+        ``probes`` maps local regions to neurons whose potentials are recorded after
+        every step; the whole record (spikes and probes) is then in :attr:`record`, for
+        :func:`~evospikenet.brain.save_record`.
 
         Raises:
             RunMismatchError: at the start barrier, a peer runs another network, seed,
                 number of steps or assignment.
             TimeoutError: a peer did not appear, or stopped delivering spikes.
+            RuntimeError: the node ran already (a BrainNode runs once).
         """
+        if self._ran:
+            raise RuntimeError("a BrainNode runs once: make a new one for another run")
+        self._ran = True
+        engine = self._engine
+        engine.start_recording()
+        for region, neurons in (probes or {}).items():
+            engine.add_probe(region, [int(i) for i in neurons])
         self.wait_for_peers(steps)
-        net = self.network
-        states = {name: RegionState(net, name) for name in self.local}
-        history: dict[str, list[Spikes]] = {name: [] for name in self.local}
         metrics = RunMetrics(per_region_spikes={n: 0 for n in self.local})
         started = time.monotonic()
-        next_report = started + progress_every
-        for t in range(steps):
-            step_spikes: dict[str, Spikes] = {}
-            for name, st in states.items():
-                inputs = []
-                for p, _ in st.incoming:
-                    s = t - p.delay
-                    if s < 0:
-                        inputs.append(_EMPTY)
-                    elif p.source in history:
-                        inputs.append(history[p.source][s])
-                    else:
-                        inputs.append(self._remote(p.source, name, s, metrics))
-                step_spikes[name] = st.step(inputs)
-            for name, s in step_spikes.items():
-                history[name].append(s)
-                metrics.spikes += len(s)
-                metrics.per_region_spikes[name] += len(s)
-            for src, tgt in self.outgoing:
-                s = step_spikes[src]
-                msg = np.empty(len(s) + 1, dtype=np.uint32)
-                msg[0] = t
-                msg[1:] = s
-                with self._sent_lock:
-                    sent = self._sent[(src, tgt)]
-                    sent[t] = msg
-                    sent.pop(t - RESEND_WINDOW, None)
-                self.comm.publish(f"spikes/{src}/{tgt}", msg, serialize="numpy")
-                metrics.messages_sent += 1
-            metrics.steps = t + 1
-            if t % 64 == 0:
-                self._inbox.forget_before(t - net.max_delay - 1)
-            now = time.monotonic()
-            if progress is not None and now >= next_report:
-                metrics.wall_seconds = now - started
-                metrics.messages_received = self._inbox.received
-                progress(metrics)
-                next_report = now + progress_every
-        metrics.wall_seconds = time.monotonic() - started
-        metrics.messages_received = self._inbox.received
-        metrics.duplicates = self._inbox.duplicates
+
+        def update() -> None:
+            ex = engine.exchange_stats()
+            metrics.steps = engine.current_step
+            metrics.spikes = engine.stats()["spikes"]
+            metrics.messages_sent = ex["sent"]
+            metrics.messages_received = ex["received"]
+            metrics.duplicates = ex["duplicates"]
+            metrics.resend_requests = ex["resend_requests"]
+            metrics.wait_seconds = ex["wait_seconds"]
+            metrics.wall_seconds = time.monotonic() - started
+
+        def report(_done: int) -> None:
+            update()
+            assert progress is not None
+            progress(metrics)
+
+        # The exchange stays until close(): peers may ask for resends meanwhile.
+        engine.run(steps, report if progress is not None else None, progress_every)
+        update()
+        taken = engine.take_recording()
+        assert taken is not None
+        self.record = record_from_engine(self.node_id, taken)
+        history = self.record.raster
+        for name, spikes in history.items():
+            metrics.per_region_spikes[name] = sum(len(x) for x in spikes)
         # Peers may still need our last steps' spikes: they are sent; wait until every
         # peer finished too, so none of them times out on a node that left early.
         self._finish_barrier(steps)
         return history, metrics
-
-    def _remote(self, source: str, target: str, step: int, metrics: RunMetrics) -> Spikes:
-        t0 = time.monotonic()
-        deadline = t0 + self.timeout
-        got = self._inbox.take(source, target, step, min(t0 + RESEND_AFTER, deadline))
-        while got is None and time.monotonic() < deadline:
-            # Lost on the way, or merely late: ask the source node again, then keep waiting.
-            metrics.resend_requests += 1
-            try:
-                msg = self.comm.request(
-                    f"brain/resend/{self.assignment[source]}",
-                    {"source": source, "target": target, "step": step},
-                    timeout=min(RESEND_AFTER, max(deadline - time.monotonic(), 0.01)),
-                )
-                if isinstance(msg, np.ndarray) and msg.dtype == np.uint32 and len(msg) >= 1:
-                    if int(msg[0]) == step:
-                        self._inbox.put_step(source, target, step, msg[1:])
-            except (TimeoutError, RuntimeError):
-                pass
-            now = time.monotonic()
-            got = self._inbox.take(source, target, step, min(now + RESEND_AFTER, deadline))
-        metrics.wait_seconds += time.monotonic() - t0
-        if got is None:
-            node = self.assignment[source]
-            raise TimeoutError(
-                f"no spikes of region {source!r} for step {step} from node {node!r} within "
-                f"{self.timeout:.0f} s: the node stopped, is unreachable, or its key differs "
-                f"(decryption failures so far: {self.comm.stats()['decrypt_failures']})"
-            )
-        return got
 
     def _finish_barrier(self, steps: int) -> None:
         """Leave only once every peer knows we finished and we know every peer did:
@@ -396,8 +321,8 @@ class BrainNode:
         time.sleep(0.2)  # let the last answers leave before the session closes
 
     def close(self) -> None:
-        """Withdraw this node's subscriptions and services; the communicator stays open
-        (it is the caller's)."""
+        """Withdraw this node's services and its spike exchange."""
+        self._engine.close_exchange()
         for h in self._handles:
             h.undeclare()
         self._handles.clear()

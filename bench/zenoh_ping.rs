@@ -1,0 +1,94 @@
+//! Plain Zenoh ping-pong between two processes: the round trip a lock-step exchange
+//! cannot beat, measured without evospikenet's crypto, codec or Python.
+//!
+//! ```text
+//! zenoh_ping pong                     listen on tcp/127.0.0.1:0, print the locator, echo
+//! zenoh_ping ping <locator> <count>   connect, time <count> round trips, print JSON
+//! ```
+//!
+//! Loopback only, multicast scouting off. `bench/engine_bench.py` runs both.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use zenoh::{Config, Wait};
+
+fn config(listen: &[&str], connect: &[&str]) -> Config {
+    let mut c = Config::default();
+    let list = |v: &[&str]| serde_json::to_string(v).expect("strings serialize");
+    for (key, value) in [
+        ("mode", "\"peer\"".to_string()),
+        ("scouting/multicast/enabled", "false".to_string()),
+        ("listen/endpoints", list(listen)),
+        ("connect/endpoints", list(connect)),
+    ] {
+        c.insert_json5(key, &value).expect("valid zenoh option");
+    }
+    c
+}
+
+fn pong() -> zenoh::Result<()> {
+    let session = zenoh::open(config(&["tcp/127.0.0.1:0"], &[])).wait()?;
+    let publisher = session.declare_publisher("bench/pong").wait()?;
+    let sub = session.declare_subscriber("bench/ping").wait()?;
+    let locator = session.info().locators().wait()[0].to_string();
+    println!("{locator}");
+    std::io::stdout().flush().ok();
+    while let Ok(sample) = sub.recv() {
+        publisher.put(sample.payload().clone()).wait()?;
+    }
+    Ok(())
+}
+
+fn ping(locator: &str, count: usize) -> zenoh::Result<()> {
+    let session = zenoh::open(config(&[], &[locator])).wait()?;
+    let publisher = session.declare_publisher("bench/ping").wait()?;
+    let sub = session.declare_subscriber("bench/pong").wait()?;
+    let payload = vec![0u8; 16];
+    // Until the first echo comes back, the declarations are still propagating.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        publisher.put(payload.clone()).wait()?;
+        if sub.recv_timeout(Duration::from_millis(200))?.is_some() {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err("no echo within 30 s".into());
+        }
+    }
+    while sub.try_recv()?.is_some() {}
+    let mut rtt = Vec::with_capacity(count);
+    for _ in 0..count {
+        let t0 = Instant::now();
+        publisher.put(payload.clone()).wait()?;
+        if sub.recv_timeout(Duration::from_secs(1))?.is_some() {
+            rtt.push(t0.elapsed().as_secs_f64());
+        }
+    }
+    rtt.sort_by(f64::total_cmp);
+    let p = |q: f64| rtt[((rtt.len() - 1) as f64 * q) as usize];
+    println!(
+        "{{\"samples\": {}, \"p50_s\": {}, \"p10_s\": {}, \"p90_s\": {}}}",
+        rtt.len(),
+        p(0.5),
+        p(0.1),
+        p(0.9)
+    );
+    Ok(())
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let result = match args.get(1).map(String::as_str) {
+        Some("pong") => pong(),
+        Some("ping") if args.len() == 4 => match args[3].parse() {
+            Ok(count) => ping(&args[2], count),
+            Err(_) => Err("count: expected a positive integer".into()),
+        },
+        _ => Err("usage: zenoh_ping pong | zenoh_ping ping <locator> <count>".into()),
+    };
+    if let Err(e) = result {
+        eprintln!("zenoh_ping: {e}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,171 @@
+//! The state of one region's neurons and one step of its model.
+//!
+//! The step of region `R` at `t`: its input is cleared, the drive's kicks are added,
+//! then every incoming projection's spikes (from `t - delay`) in projection order;
+//! then the model's kernel ([`crate::kernels`]) advances every neuron and reports the
+//! spikes as sorted indices.
+
+use super::spec::{IzhikevichSpec, ModelSpec};
+use crate::kernels::izhikevich::{Abcd, IzhikevichParams, IzhikevichPopulation};
+use crate::kernels::lif_float::{LifFloatPopulation, Propagators};
+use crate::kernels::lif_int::{LifIntParams, LifIntPopulation};
+use crate::kernels::{step_indices_into, Param};
+
+/// The neurons of one region, in the state of the model they follow.
+#[derive(Clone, Debug)]
+pub enum Neurons {
+    /// Integer LIF: `i16` potentials, `i32` input.
+    LifInt {
+        /// Parameters.
+        p: LifIntParams,
+        /// Potentials.
+        v: Vec<i16>,
+        /// This step's input.
+        input: Vec<i32>,
+    },
+    /// Float LIF.
+    LifFloat {
+        /// Propagators.
+        p: Propagators,
+        /// Potentials (mV).
+        v: Vec<f32>,
+        /// Synaptic currents (pA).
+        i_syn: Vec<f32>,
+        /// Remaining refractory steps.
+        refractory: Vec<i32>,
+        /// This step's input.
+        input: Vec<f32>,
+    },
+    /// Izhikevich.
+    Izhikevich {
+        /// Parameters.
+        p: IzhikevichSpec,
+        /// Potentials (mV).
+        v: Vec<f32>,
+        /// Recovery variables.
+        u: Vec<f32>,
+        /// This step's input.
+        input: Vec<f32>,
+    },
+}
+
+/// A region's input array, for the drive and the projections to add into.
+pub enum Input<'a> {
+    /// Integer LIF input.
+    I32(&'a mut [i32]),
+    /// Float input.
+    F32(&'a mut [f32]),
+}
+
+impl Neurons {
+    /// `n` neurons of `model` at rest (the model has been validated).
+    pub fn new(model: &ModelSpec, n: usize) -> Self {
+        match model {
+            ModelSpec::LifInt(m) => Self::LifInt {
+                p: m.params(),
+                v: vec![0; n],
+                input: vec![0; n],
+            },
+            ModelSpec::LifFloat(m) => {
+                let p = m
+                    .params()
+                    .propagators()
+                    .expect("validated with the network");
+                Self::LifFloat {
+                    p,
+                    v: vec![p.e_l; n],
+                    i_syn: vec![0.0; n],
+                    refractory: vec![0; n],
+                    input: vec![0.0; n],
+                }
+            }
+            ModelSpec::Izhikevich(m) => Self::Izhikevich {
+                p: *m,
+                v: vec![m.c; n],
+                u: vec![m.b * m.c; n],
+                input: vec![0.0; n],
+            },
+        }
+    }
+
+    /// Number of neurons.
+    pub fn len(&self) -> usize {
+        match self {
+            Self::LifInt { v, .. } => v.len(),
+            Self::LifFloat { v, .. } | Self::Izhikevich { v, .. } => v.len(),
+        }
+    }
+
+    /// Whether the region has no neuron.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Clears the input and returns it, for the drive and the projections.
+    pub fn cleared_input(&mut self) -> Input<'_> {
+        match self {
+            Self::LifInt { input, .. } => {
+                input.fill(0);
+                Input::I32(input)
+            }
+            Self::LifFloat { input, .. } => {
+                input.fill(0.0);
+                Input::F32(input)
+            }
+            Self::Izhikevich { input, p, .. } => {
+                input.fill(p.i_e);
+                Input::F32(input)
+            }
+        }
+    }
+
+    /// Advances every neuron by one step with the input accumulated since
+    /// [`cleared_input`](Self::cleared_input); writes the sorted indices of the neurons
+    /// that spiked to the front of `out` (at least `len` long) and returns their number.
+    pub fn step(&mut self, out: &mut [u32], threads: usize) -> usize {
+        let r = match self {
+            Self::LifInt { p, v, input } => LifIntPopulation::new(*p, v, input)
+                .and_then(|pop| step_indices_into(pop, out, threads)),
+            Self::LifFloat {
+                p,
+                v,
+                i_syn,
+                refractory,
+                input,
+            } => LifFloatPopulation::new(*p, v, i_syn, refractory, Param::PerNeuron(input))
+                .and_then(|pop| step_indices_into(pop, out, threads)),
+            Self::Izhikevich { p, v, u, input } => {
+                let abcd = Abcd {
+                    a: Param::Scalar(p.a),
+                    b: Param::Scalar(p.b),
+                    c: Param::Scalar(p.c),
+                    d: Param::Scalar(p.d),
+                };
+                let params = IzhikevichParams {
+                    dt: p.dt,
+                    v_peak: p.v_peak,
+                };
+                IzhikevichPopulation::new(params, v, u, Param::PerNeuron(input), abcd)
+                    .and_then(|pop| step_indices_into(pop, out, threads))
+            }
+        };
+        r.expect("the engine sizes every array from n")
+    }
+
+    /// The membrane potential of neuron `i` (in the model's units).
+    pub fn potential(&self, i: usize) -> f64 {
+        match self {
+            Self::LifInt { v, .. } => f64::from(v[i]),
+            Self::LifFloat { v, .. } | Self::Izhikevich { v, .. } => f64::from(v[i]),
+        }
+    }
+
+    /// Bytes of state.
+    pub fn bytes(&self) -> usize {
+        match self {
+            Self::LifInt { v, .. } => v.len() * 6,
+            Self::LifFloat { v, .. } => v.len() * 16,
+            Self::Izhikevich { v, .. } => v.len() * 12,
+        }
+    }
+}
