@@ -31,7 +31,7 @@ from evospikenet.brain import (
 )
 from evospikenet.brain.record import Record
 from evospikenet.zenoh_comm import ZenohCommunicator, ZenohConfig
-from support.comm import LOOPBACK_ANY_PORT
+from support.comm import LOOPBACK_ANY_PORT, new_psk
 from support.procs import Proc
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "networks"
@@ -459,3 +459,29 @@ def test_demo_reports_a_bad_network_file_in_one_line(tmp_path):
     p = run([sys.executable, str(DEMO_PATH), "--local", "--network", str(bad)], timeout=60)
     assert p.returncode == 2, p.output
     assert f"{bad}:1: regions[0]" in p.output and "Traceback" not in p.output
+
+
+@pytest.mark.system
+@pytest.mark.parametrize(
+    ("file", "ids"), [("default.toml", ("node-1", "node-2")), ("mixed.toml", ("sensory", "cortex"))]
+)
+def test_demo_runs_a_network_file_in_the_guides_two_terminal_form(tmp_path, file, ids):
+    """The guide's two commands, one per terminal, with ``--network``: each node runs its
+    regions (the file's [nodes] table, or round robin) and its spikes equal those regions
+    of a single-process run."""
+    from support.demo import DEMO_PATH
+    from support.netns import private_loopback
+    from support.procs import running
+
+    net = load_network(EXAMPLES / file).network
+    ref = simulate(net, 80)
+    psk = new_psk()
+    common = ["--network", str(EXAMPLES / file), "--steps", "80", "--psk", psk, "--quiet"]
+    with private_loopback() as netns, running() as procs:
+        for me, peer in (ids, ids[::-1]):
+            argv = [*netns, sys.executable, str(DEMO_PATH), "--node-id", me, "--peer-id", peer]
+            procs.append(Proc([*argv, *common, "--out", str(tmp_path)]))
+        for p in procs:
+            assert p.wait(300) == 0, p.output
+    merged = merge_records([tmp_path / f"{n}.npz" for n in ids])
+    assert raster_digest(merged) == raster_digest(ref)
