@@ -31,7 +31,7 @@ from evospikenet.brain import (
 )
 from evospikenet.brain.record import Record
 from evospikenet.zenoh_comm import ZenohCommunicator, ZenohConfig
-from support.comm import LOOPBACK_ANY_PORT, new_psk
+from support.comm import LOOPBACK_ANY_PORT, new_psk, run_each_in_thread
 from support.procs import Proc
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "networks"
@@ -294,32 +294,22 @@ def test_brain_nodes_of_mixed_models_match_one_process(psk, nodes):
     with contextlib.ExitStack() as cleanup:
         comms = open_mesh(cleanup, ["a", "b", "c"][:nodes], psk)
         assignment = assign_regions(net, [c.node_id for c in comms])
-        results: dict[str, object] = {}
 
-        def run(c: ZenohCommunicator) -> None:
-            try:
-                node = BrainNode(net, c, assignment, timeout=30)
-                mine = [r for r, n in assignment.items() if n == c.node_id]
-                results[c.node_id] = node.run(steps, probes={mine[0]: [0]})
-                results[c.node_id + ".record"] = node.record
-                node.close()
-            except Exception as e:  # reported below
-                results[c.node_id] = e
+        def run(c: ZenohCommunicator) -> object:
+            node = BrainNode(net, c, assignment, timeout=30)
+            cleanup.callback(node.close)
+            mine = [r for r, n in assignment.items() if n == c.node_id]
+            return node.run(steps, probes={mine[0]: [0]}), node.record
 
-        threads = [threading.Thread(target=run, args=(c,)) for c in comms]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(120)
+        results = run_each_in_thread(comms, run, timeout=120)
         merged = {}
         for c in comms:
             r = results.get(c.node_id)
             assert r is not None and not isinstance(r, Exception), (c.node_id, r)
-            raster, metrics = r
+            (raster, metrics), rec = r
             merged.update(raster)
             assert metrics.steps == steps and metrics.messages_sent > 0
             assert metrics.messages_received > 0 and metrics.duplicates == 0
-            rec = results[c.node_id + ".record"]
             assert rec.probes[0].values.shape == (steps, 1)
         assert raster_digest(merged) == raster_digest(ref)
         assert all(c.stats()["decrypt_failures"] == 0 for c in comms)
@@ -344,21 +334,13 @@ def test_nodes_send_one_message_per_lookahead_window(psk):
     with contextlib.ExitStack() as cleanup:
         comms = open_mesh(cleanup, ["x", "y"], psk)
         assignment = {"x": "x", "y": "y"}
-        results: dict[str, object] = {}
 
-        def run(c: ZenohCommunicator) -> None:
-            try:
-                node = BrainNode(net, c, assignment, timeout=30)
-                cleanup.callback(node.close)
-                results[c.node_id] = node.run(steps)
-            except Exception as e:  # reported below
-                results[c.node_id] = e
+        def run(c: ZenohCommunicator) -> object:
+            node = BrainNode(net, c, assignment, timeout=30)
+            cleanup.callback(node.close)
+            return node.run(steps)
 
-        threads = [threading.Thread(target=run, args=(c,)) for c in comms]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(120)
+        results = run_each_in_thread(comms, run, timeout=120)
         merged = {}
         for c in comms:
             r = results.get(c.node_id)
@@ -382,27 +364,18 @@ def test_a_peer_that_stalls_only_delays_the_run(psk):
     with contextlib.ExitStack() as cleanup:
         comms = open_mesh(cleanup, ["a", "b", "c"], psk)
         assignment = {"a": "a", "b": "b", "c": "c"}
-        results: dict[str, object] = {}
 
-        def run(c: ZenohCommunicator) -> None:
+        def run(c: ZenohCommunicator) -> object:
             def stall(_m) -> None:
                 time.sleep(0.25)
 
-            try:
-                node = BrainNode(net, c, assignment, timeout=10)
-                cleanup.callback(node.close)
-                if c.node_id == "c":
-                    results["c"] = node.run(steps, progress=stall, progress_every=0.0)
-                else:
-                    results[c.node_id] = node.run(steps)
-            except Exception as e:  # reported below
-                results[c.node_id] = e
+            node = BrainNode(net, c, assignment, timeout=10)
+            cleanup.callback(node.close)
+            if c.node_id == "c":
+                return node.run(steps, progress=stall, progress_every=0.0)
+            return node.run(steps)
 
-        threads = [threading.Thread(target=run, args=(c,)) for c in comms]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(120)
+        results = run_each_in_thread(comms, run, timeout=120)
         merged = {}
         for c in comms:
             r = results.get(c.node_id)
