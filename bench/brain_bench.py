@@ -466,24 +466,30 @@ def bench_brian(sizes, steps_of, reps: int, target: str, python: str) -> dict:
             spec.update(steps=steps_of[neurons], reps=reps, target=target)
             spec_path = Path(tmp) / f"spec{neurons}.json"
             spec_path.write_text(json.dumps(spec))
-            try:
-                proc = subprocess.run(
-                    [python, os.path.abspath(__file__), "--brian-worker", str(spec_path)],
-                    stdout=subprocess.PIPE,
-                    text=True,
-                    timeout=3600,
-                    check=False,
-                )
-            except (OSError, subprocess.TimeoutExpired) as e:
-                return {"error": f"the Brian2 worker did not run ({e})"}
-            lines = proc.stdout.strip().splitlines()
-            if proc.returncode != 0 or not lines:
-                return {"error": f"the Brian2 worker failed (exit status {proc.returncode})"}
-            result = json.loads(lines[-1])
+            result = run_brian_worker(python, spec_path)
             if "error" in result:
                 return result
             out[neurons] = result
     return out
+
+
+def run_brian_worker(python: str, spec_path: Path) -> dict:
+    """Run :func:`brian_worker` on ``spec_path`` in ``python`` (the environment Brian2 is
+    installed in); its result, or ``{"error": ...}``."""
+    try:
+        proc = subprocess.run(
+            [python, os.path.abspath(__file__), "--brian-worker", str(spec_path)],
+            stdout=subprocess.PIPE,
+            text=True,
+            timeout=3600,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return {"error": f"the Brian2 worker did not run ({e})"}
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        return {"error": f"the Brian2 worker failed (exit status {proc.returncode})"}
+    return json.loads(lines[-1])
 
 
 # --------------------------------------------------------------------------- report

@@ -126,17 +126,10 @@ def bench_brian_units(steps: int, reps: int, python: str) -> dict:
         spec_path = Path(tmp) / "spec.json"
         spec_path.write_text(json.dumps(spec))
         progress("target 1, brian2 (cython): building and running")
-        proc = subprocess.run(
-            [python, str(HERE / "brain_bench.py"), "--brian-worker", str(spec_path)],
-            stdout=subprocess.PIPE,
-            text=True,
-            timeout=3600,
-            check=False,
-        )
-    lines = proc.stdout.strip().splitlines()
-    if proc.returncode != 0 or not lines:
-        return {"error": f"the Brian2 worker failed (exit status {proc.returncode})"}
-    r = json.loads(lines[-1])
+        sys.path.insert(0, str(HERE))
+        import brain_bench
+
+        r = brain_bench.run_brian_worker(python, spec_path)
     if "error" in r:
         return r
     units = [steps * N1 + s * FAN_OUT for s in r["spikes"]]

@@ -315,6 +315,18 @@ def test_brain_nodes_of_mixed_models_match_one_process(psk, nodes):
         assert all(c.stats()["decrypt_failures"] == 0 for c in comms)
 
 
+def merged_runs(comms, results: dict) -> tuple[dict, dict]:
+    """Every node's raster merged into one, and each node's metrics; fails when a node's
+    run raised or never returned."""
+    merged, metrics = {}, {}
+    for c in comms:
+        r = results.get(c.node_id)
+        assert r is not None and not isinstance(r, Exception), (c.node_id, r)
+        merged.update(r[0])
+        metrics[c.node_id] = r[1]
+    return merged, metrics
+
+
 def test_nodes_send_one_message_per_lookahead_window(psk):
     """The smallest delay between the nodes is 2: each node sends one message per two
     steps (and one for the last, short window), and the spikes are still exact."""
@@ -340,16 +352,12 @@ def test_nodes_send_one_message_per_lookahead_window(psk):
             cleanup.callback(node.close)
             return node.run(steps)
 
-        results = run_each_in_thread(comms, run, timeout=120)
-        merged = {}
-        for c in comms:
-            r = results.get(c.node_id)
-            assert r is not None and not isinstance(r, Exception), (c.node_id, r)
-            merged.update(r[0])
-            assert r[1].messages_sent == 21, r[1]  # 20 windows of 2 steps, then 1 step
+        merged, metrics = merged_runs(comms, run_each_in_thread(comms, run, timeout=120))
+        for m in metrics.values():
+            assert m.messages_sent == 21, m  # 20 windows of 2 steps, then 1 step
             # Counted as of the last step: the windows that step needed (up to step 37
             # for y, 38 for x) are in; the last ones may land after.
-            assert r[1].messages_received >= 19 and r[1].resend_requests == 0, r[1]
+            assert m.messages_received >= 19 and m.resend_requests == 0, m
         assert raster_digest(merged) == raster_digest(ref)
 
 
@@ -375,13 +383,8 @@ def test_a_peer_that_stalls_only_delays_the_run(psk):
                 return node.run(steps, progress=stall, progress_every=0.0)
             return node.run(steps)
 
-        results = run_each_in_thread(comms, run, timeout=120)
-        merged = {}
-        for c in comms:
-            r = results.get(c.node_id)
-            assert r is not None and not isinstance(r, Exception), (c.node_id, r)
-            merged.update(r[0])
-            assert r[1].resend_requests == 0, (c.node_id, r[1])
+        merged, metrics = merged_runs(comms, run_each_in_thread(comms, run, timeout=120))
+        assert all(m.resend_requests == 0 for m in metrics.values()), metrics
         assert raster_digest(merged) == raster_digest(ref)
 
 
