@@ -150,23 +150,15 @@ impl Synapses {
     }
 
     /// Adds the rows of `spikes` (each below `n_pre`) into `target`, in the order given;
-    /// returns the number of synaptic events.
+    /// returns the number of synaptic events. Integer LIF targets add i16 weights with
+    /// saturation.
     pub fn propagate_i32(&self, spikes: &[u32], target: &mut [i32]) -> u64 {
         let Weights::I16(w) = &self.weights else {
             unreachable!("integer targets have i16 weights")
         };
-        let (mut events, mut sink) = (0, 0.0);
-        for (j, &s) in spikes.iter().enumerate() {
-            sink += self.touch_ahead(spikes, j, w);
-            let (lo, hi) = self.row(s as usize);
-            events += (hi - lo) as u64;
-            for (&c, &x) in self.indices[lo..hi].iter().zip(&w[lo..hi]) {
-                let t = &mut target[c as usize];
-                *t = t.saturating_add(i32::from(x));
-            }
-        }
-        std::hint::black_box(sink);
-        events
+        self.propagate(spikes, w, target, |t, x| {
+            *t = t.saturating_add(i32::from(x))
+        })
     }
 
     /// [`propagate_i32`](Self::propagate_i32) for float targets: plain `f32` adds, in
@@ -175,13 +167,26 @@ impl Synapses {
         let Weights::F32(w) = &self.weights else {
             unreachable!("float targets have f32 weights")
         };
+        self.propagate(spikes, w, target, |t, x| *t += x)
+    }
+
+    /// The loop both share: rows in the order of `spikes`, each row in its order, the
+    /// next rows loaded early (`touch_ahead`).
+    #[inline(always)]
+    fn propagate<W: Copy + Into<f32>, T>(
+        &self,
+        spikes: &[u32],
+        w: &[W],
+        target: &mut [T],
+        add: impl Fn(&mut T, W),
+    ) -> u64 {
         let (mut events, mut sink) = (0, 0.0);
         for (j, &s) in spikes.iter().enumerate() {
             sink += self.touch_ahead(spikes, j, w);
             let (lo, hi) = self.row(s as usize);
             events += (hi - lo) as u64;
             for (&c, &x) in self.indices[lo..hi].iter().zip(&w[lo..hi]) {
-                target[c as usize] += x;
+                add(&mut target[c as usize], x);
             }
         }
         std::hint::black_box(sink);

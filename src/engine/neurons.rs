@@ -67,10 +67,7 @@ impl Neurons {
                 input: vec![0; n],
             },
             ModelSpec::LifFloat(m) => {
-                let p = m
-                    .params()
-                    .propagators()
-                    .expect("validated with the network");
+                let p = m.propagators().expect("validated with the network");
                 Self::LifFloat {
                     p,
                     v: vec![p.e_l; n],

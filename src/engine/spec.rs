@@ -115,63 +115,9 @@ impl LifIntSpec {
     }
 }
 
-/// Parameters of the float LIF neuron, as [`LifFloatParams`] (ms, mV, pF, pA).
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct LifFloatSpec {
-    /// Membrane time constant (ms).
-    pub tau_m: f64,
-    /// Synaptic time constant (ms).
-    pub tau_syn: f64,
-    /// Capacitance (pF).
-    pub c_m: f64,
-    /// Step (ms).
-    pub dt: f64,
-    /// Resting potential (mV).
-    pub e_l: f64,
-    /// Threshold (mV).
-    pub v_th: f64,
-    /// Reset potential (mV).
-    pub v_reset: f64,
-    /// Refractory period (ms).
-    pub t_ref: f64,
-    /// Constant current (pA).
-    pub i_e: f64,
-}
-
-impl Default for LifFloatSpec {
-    fn default() -> Self {
-        let p = LifFloatParams::default();
-        Self {
-            tau_m: p.tau_m,
-            tau_syn: p.tau_syn,
-            c_m: p.c_m,
-            dt: p.dt,
-            e_l: p.e_l,
-            v_th: p.v_th,
-            v_reset: p.v_reset,
-            t_ref: p.t_ref,
-            i_e: p.i_e,
-        }
-    }
-}
-
-impl LifFloatSpec {
-    /// The kernel's parameters.
-    pub fn params(&self) -> LifFloatParams {
-        LifFloatParams {
-            tau_m: self.tau_m,
-            tau_syn: self.tau_syn,
-            c_m: self.c_m,
-            dt: self.dt,
-            e_l: self.e_l,
-            v_th: self.v_th,
-            v_reset: self.v_reset,
-            t_ref: self.t_ref,
-            i_e: self.i_e,
-        }
-    }
-}
+/// Parameters of the float LIF neuron: the kernel's own [`LifFloatParams`] (ms, mV, pF,
+/// pA), read from a network file field by field, missing ones taking their defaults.
+pub type LifFloatSpec = LifFloatParams;
 
 /// Parameters of the Izhikevich neuron; one value each for the whole region.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -410,7 +356,7 @@ impl RegionSpec {
         match &self.model {
             ModelSpec::LifInt(_) => {}
             ModelSpec::LifFloat(m) => {
-                m.params().propagators().map_err(bad)?;
+                m.propagators().map_err(bad)?;
             }
             ModelSpec::Izhikevich(m) => {
                 IzhikevichParams {
@@ -545,7 +491,6 @@ mod tests {
             ModelSpec::LifInt(LifIntSpec::default())
         );
         assert_eq!(LifIntSpec::default().params(), LifIntParams::default());
-        assert_eq!(LifFloatSpec::default().params(), LifFloatParams::default());
         assert_eq!(IzhikevichSpec::default().a, 0.02);
         let net = parse(
             r#"{"regions": [{"name": "a", "n": 3, "model": {"kind": "izhikevich", "d": 2.0}}]}"#,
@@ -576,80 +521,23 @@ mod tests {
 
     #[test]
     fn validation_names_what_is_wrong() {
+        const FAN_OUT_2: &str = r#"{"kind": "fixed_fan_out", "fan_out": 2}"#;
+        const ONE: &str = r#"{"kind": "constant", "value": 1}"#;
+        // (target model, rule, weights, delay, what the error names)
+        #[rustfmt::skip]
         let cases = [
-            (
-                with_projection(
-                    "lif_int",
-                    r#"{"kind": "fixed_fan_out", "fan_out": 2}"#,
-                    r#"{"kind": "constant", "value": 1.5}"#,
-                    1,
-                ),
-                "weights.value = 1.5",
-            ),
-            (
-                with_projection(
-                    "lif_int",
-                    r#"{"kind": "fixed_fan_out", "fan_out": 2}"#,
-                    r#"{"kind": "constant", "value": 40000}"#,
-                    1,
-                ),
-                "int16",
-            ),
-            (
-                with_projection(
-                    "lif_float",
-                    r#"{"kind": "fixed_fan_out", "fan_out": 2}"#,
-                    r#"{"kind": "uniform", "low": 2, "high": 1}"#,
-                    1,
-                ),
-                "weights.low",
-            ),
-            (
-                with_projection(
-                    "lif_float",
-                    r#"{"kind": "fixed_probability", "p": 1.5}"#,
-                    r#"{"kind": "constant", "value": 1}"#,
-                    1,
-                ),
-                "rule.p",
-            ),
-            (
-                with_projection(
-                    "lif_float",
-                    r#"{"kind": "fixed_fan_out", "fan_out": 2}"#,
-                    r#"{"kind": "constant", "value": 1}"#,
-                    0,
-                ),
-                "delay",
-            ),
-            (
-                with_projection(
-                    "lif_float",
-                    r#"{"kind": "csr", "indptr": [0, 1, 1, 1], "indices": [0]}"#,
-                    r#"{"kind": "constant", "value": 1}"#,
-                    1,
-                ),
-                "n_source + 1",
-            ),
-            (
-                with_projection(
-                    "lif_float",
-                    r#"{"kind": "csr", "indptr": [0, 1, 1, 1, 1], "indices": [3]}"#,
-                    r#"{"kind": "constant", "value": 1}"#,
-                    1,
-                ),
-                "rule.indices[0] = 3",
-            ),
-            (
-                with_projection(
-                    "lif_float",
-                    r#"{"kind": "csr", "indptr": [0, 1, 1, 1, 2], "indices": [0]}"#,
-                    r#"{"kind": "constant", "value": 1}"#,
-                    1,
-                ),
-                "ends at 2",
-            ),
-        ];
+            ("lif_int", FAN_OUT_2, r#"{"kind": "constant", "value": 1.5}"#, 1, "weights.value = 1.5"),
+            ("lif_int", FAN_OUT_2, r#"{"kind": "constant", "value": 40000}"#, 1, "int16"),
+            ("lif_float", FAN_OUT_2, r#"{"kind": "uniform", "low": 2, "high": 1}"#, 1, "weights.low"),
+            ("lif_float", r#"{"kind": "fixed_probability", "p": 1.5}"#, ONE, 1, "rule.p"),
+            ("lif_float", FAN_OUT_2, ONE, 0, "delay"),
+            ("lif_float", r#"{"kind": "csr", "indptr": [0, 1, 1, 1], "indices": [0]}"#, ONE, 1, "n_source + 1"),
+            ("lif_float", r#"{"kind": "csr", "indptr": [0, 1, 1, 1, 1], "indices": [3]}"#, ONE, 1, "rule.indices[0] = 3"),
+            ("lif_float", r#"{"kind": "csr", "indptr": [0, 1, 1, 1, 2], "indices": [0]}"#, ONE, 1, "ends at 2"),
+        ]
+        .map(|(model, rule, weights, delay, needle)| {
+            (with_projection(model, rule, weights, delay), needle)
+        });
         for (net, needle) in cases {
             let e = net.validate().unwrap_err().to_string();
             assert!(

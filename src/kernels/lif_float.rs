@@ -21,8 +21,10 @@ use super::param::Param;
 use super::population::{split_fields, Population, BLOCK};
 
 /// Physical parameters, in NEST's units (ms, mV, pF, pA). The defaults are those of
-/// NEST's `iaf_psc_exp` at a resolution of 0.1 ms.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// NEST's `iaf_psc_exp` at a resolution of 0.1 ms. A network file names them field by
+/// field (`serde`); a field left out keeps its default, an unknown one is refused.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct LifFloatParams {
     /// Membrane time constant (ms).
     pub tau_m: f64,
