@@ -38,7 +38,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in _COMMANDS:
-        command.add_parser(sub)
+        p = sub.add_parser(
+            command.NAME,
+            help=command.HELP,
+            description=command.DESCRIPTION,
+            add_help=getattr(command, "ADD_HELP", True),
+        )
+        command.add_arguments(p)
+        p.set_defaults(run=command.run)
     return parser
 
 

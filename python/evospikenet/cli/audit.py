@@ -59,13 +59,13 @@ class Check:
     reason: str
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    """Register ``audit``."""
-    p = sub.add_parser(
-        "audit",
-        help="run the security audit (exit 1 when a check fails)",
-        description=__doc__.split("\n\n")[1] if __doc__ else None,
-    )
+NAME = "audit"
+HELP = "run the security audit (exit 1 when a check fails)"
+DESCRIPTION = __doc__.split("\n\n")[1] if __doc__ else None
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The flags of ``audit``."""
     p.add_argument(
         "--duration",
         type=float,
@@ -97,7 +97,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="the identity key file (default: EVOSPIKENET_IDENTITY_KEY_FILE)",
     )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
-    p.set_defaults(run=run)
 
 
 def check_psk_storage(source: PskSource) -> Check:

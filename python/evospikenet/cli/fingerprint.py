@@ -13,20 +13,20 @@ from evospikenet.cli.common import EXIT_OK, CommandError, find_psk, observer_con
 from evospikenet.errors import ConfigError
 from evospikenet.zenoh_comm import ZenohConfig
 
+NAME = "fingerprint"
+HELP = "print a PSK's key id or an identity key's fingerprint"
+DESCRIPTION = (
+    "Print the key id of the PSK (from --psk-file, else EVOSPIKENET_PSK_FILE, "
+    "else EVOSPIKENET_PSK) or the fingerprint of the identity key in --identity-file. "
+    "The key itself is never printed. Key files accessible by group or others are refused."
+)
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    """Register ``fingerprint``."""
-    p = sub.add_parser(
-        "fingerprint",
-        help="print a PSK's key id or an identity key's fingerprint",
-        description="Print the key id of the PSK (from --psk-file, else EVOSPIKENET_PSK_FILE, "
-        "else EVOSPIKENET_PSK) or the fingerprint of the identity key in --identity-file. "
-        "The key itself is never printed. Key files accessible by group or others are refused.",
-    )
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The flags of ``fingerprint``."""
     group = p.add_mutually_exclusive_group()
     group.add_argument("--psk-file", metavar="F", help="a file holding the PSK")
     group.add_argument("--identity-file", metavar="F", help="a file holding an identity key")
-    p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:

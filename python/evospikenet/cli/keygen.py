@@ -9,19 +9,19 @@ import secrets
 from evospikenet.cli.common import EXIT_OK, CommandError
 from evospikenet.zenoh_comm import ZenohConfig, generate_identity_key, identity_fingerprint
 
+NAME = "keygen"
+HELP = "generate a PSK (64 hex digits) or an identity key"
+DESCRIPTION = (
+    "Print a new random PSK (32 bytes as 64 hex digits), or with --identity "
+    "a new X25519 identity key. With --out the key goes to FILE (created with mode 0600, "
+    "never overwritten) and only the path and key id or fingerprint are printed."
+)
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    """Register ``keygen``."""
-    p = sub.add_parser(
-        "keygen",
-        help="generate a PSK (64 hex digits) or an identity key",
-        description="Print a new random PSK (32 bytes as 64 hex digits), or with --identity "
-        "a new X25519 identity key. With --out the key goes to FILE (created with mode 0600, "
-        "never overwritten) and only the path and key id or fingerprint are printed.",
-    )
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The flags of ``keygen``."""
     p.add_argument("--identity", action="store_true", help="an identity key instead of a PSK")
     p.add_argument("--out", metavar="FILE", help="write the key to FILE (mode 0600)")
-    p.set_defaults(run=run)
 
 
 def write_private(path: str, text: str) -> None:

@@ -32,13 +32,13 @@ ALERT_WINDOW_S = 60.0
 """Failures are counted over this sliding window ("per minute")."""
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    """Register ``monitor``."""
-    p = sub.add_parser(
-        "monitor",
-        help="watch peers, message rates, decryption failures and replays",
-        description=__doc__.split("\n\n")[1] if __doc__ else None,
-    )
+NAME = "monitor"
+HELP = "watch peers, message rates, decryption failures and replays"
+DESCRIPTION = __doc__.split("\n\n")[1] if __doc__ else None
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The flags of ``monitor``."""
     p.add_argument(
         "--prometheus",
         type=int,
@@ -84,7 +84,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "rendezvous tcp/127.0.0.1:7447)",
     )
     p.add_argument("--json", action="store_true", help="print each view as one JSON line")
-    p.set_defaults(run=run)
 
 
 def failures(stats: dict) -> int:

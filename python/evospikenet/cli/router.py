@@ -7,18 +7,18 @@ import argparse
 
 from evospikenet import router as _router
 
+NAME = "router"
+HELP = "run a Zenoh router for brain nodes (as evospikenet-router)"
+DESCRIPTION = (
+    "Run a Zenoh router for evospikenet brain nodes (multicast scouting off). "
+    "Same flags as evospikenet-router."
+)
+ADD_HELP = False  # every flag, --help included, is the router's
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    """Register ``router``; its flags are those of ``evospikenet-router``."""
-    p = sub.add_parser(
-        "router",
-        help="run a Zenoh router for brain nodes (as evospikenet-router)",
-        description="Run a Zenoh router for evospikenet brain nodes (multicast scouting off). "
-        "Same flags as evospikenet-router.",
-        add_help=False,
-    )
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The flags of ``router``."""
     p.add_argument("router_args", nargs=argparse.REMAINDER)
-    p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
