@@ -401,7 +401,7 @@ def test_a_silent_peer_is_named_with_its_regions(psk):
         silent._run = silent.describe_run(10)
         node = BrainNode(net, comms[0], assignment, timeout=2)
         cleanup.callback(node.close)
-        with pytest.raises(TimeoutError, match=r"from node \"b\" \(regions b, c\) within 2 s"):
+        with pytest.raises(TimeoutError, match=r"from node 'b' \(regions b, c\) within 2 s"):
             node.run(10)
         assert node._engine.exchange_stats()["resend_requests"] >= 1
 

@@ -397,7 +397,9 @@ impl Exchange {
             .collect();
         regions.sort_unstable();
         EngineError::Timeout(format!(
-            "no spikes of region {:?} for step {step} from node {node:?} (regions {}) within \
+            // Quoted as the Python side quotes names ('node-2'): ids and region names are
+            // letters, digits and -_. only.
+            "no spikes of region '{}' for step {step} from node '{node}' (regions {}) within \
              {:.0} s: the node stopped, is unreachable, or its key differs (decryption \
              failures so far: {})",
             self.names[source],
