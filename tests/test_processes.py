@@ -93,7 +93,12 @@ def test_guide_snippet_two_processes_default_config(tmp_path, psk):
         }
         with running(*procs.values()):
             for me, other in (("node-1", "node-2"), ("node-2", "node-1")):
-                procs[me].wait_for_line(f"{{'data': 'secret', 'from': '{other}'}}")
+                line = f"{{'data': 'secret', 'from': '{other}'}}"
+                if procs[me].read_line(line) is None:
+                    pytest.fail(
+                        f"{me} never received {other}'s messages\n"
+                        + "\n".join(f"== {n}\n{p.output}" for n, p in procs.items())
+                    )
             close_inputs_and_expect_success(procs.values())
 
 
