@@ -401,9 +401,32 @@ def test_a_silent_peer_is_named_with_its_regions(psk):
         silent._run = silent.describe_run(10)
         node = BrainNode(net, comms[0], assignment, timeout=2)
         cleanup.callback(node.close)
-        with pytest.raises(TimeoutError, match=r"from node 'b' \(regions b, c\) within 2 s"):
+        with pytest.raises(TimeoutError, match=r"from node 'b' \(regions b, c\) within 2 s") as e:
             node.run(10)
+        assert "left the mesh" not in str(e.value)  # b is alive, only silent
         assert node._engine.exchange_stats()["resend_requests"] >= 1
+
+
+def test_a_timeout_names_the_peer_that_left_the_mesh(psk):
+    """Node a waits on b and c. b's exchange is gone (its liveliness token withdrawn, as
+    when its process dies); c answers the start barrier but never steps, as a live node
+    stalled on b would. Whichever a times out on, the error names b as gone."""
+    net = mixed_network(50)
+    with contextlib.ExitStack() as cleanup:
+        comms = open_mesh(cleanup, ["a", "b", "c"], psk)
+        assignment = {"a": "a", "b": "b", "c": "c"}
+        b, c = (BrainNode(net, comm, assignment, timeout=2) for comm in comms[1:])
+        for peer in (b, c):
+            cleanup.callback(peer.close)
+            peer._run = peer.describe_run(10)  # ready at the barrier, never stepping
+        b._engine.close_exchange()
+        node = BrainNode(net, comms[0], assignment, timeout=2)
+        cleanup.callback(node.close)
+        with pytest.raises(TimeoutError) as raised:
+            node.run(10)
+    message = str(raised.value)
+    assert "left the mesh" in message and "'b'" in message, message
+    assert "'c' (regions c) left" not in message, message
 
 
 @pytest.mark.system

@@ -11,13 +11,17 @@
 //! With a lookahead `L` (the smallest delay among the projections between nodes), the
 //! steps of a window of `L` steps go in one message: every input a window needs comes
 //! from earlier windows, so nodes never wait on each other's unfinished window.
+//! Each node holds a liveliness token `brain/alive/{node}` while its exchange exists:
+//! a timeout names the peers whose token is gone (a killed node's goes with its links),
+//! since a live peer that does not deliver may only be waiting on one of them.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
+use zenoh::liveliness::LivelinessToken;
 
 use super::error::EngineError;
 use super::sim::Engine;
@@ -27,6 +31,11 @@ use crate::comm::{Communicator, Message, Service, Subscription};
 
 /// Seconds a node waits for a step's spikes before asking the source node again.
 pub const RESEND_AFTER: Duration = Duration::from_secs(1);
+/// The topic prefix of the nodes' liveliness tokens.
+const ALIVE: &str = "brain/alive/";
+/// How long a timeout waits for the liveliness tokens to answer.
+const GONE_CHECK: Duration = Duration::from_millis(500);
+
 /// Steps of outgoing spikes kept per destination, to answer resend requests.
 pub const RESEND_WINDOW: usize = 4096;
 
@@ -147,6 +156,8 @@ pub struct Exchange {
     via: HashMap<usize, (usize, usize)>,
     subscriptions: Vec<Arc<Subscription>>,
     service: Option<Arc<Service>>,
+    /// `brain/alive/{node}`, held until close.
+    presence: Option<LivelinessToken>,
     waiting: Option<Waiting>,
     stats: ExchangeStats,
     buf: Vec<u8>,
@@ -239,7 +250,12 @@ impl Exchange {
             })
             .map_err(transport)?
         };
+        let presence = comm
+            .key_expr(&format!("{ALIVE}{me}"), false)
+            .and_then(|key| comm.transport().liveliness_token(&key))
+            .map_err(transport)?;
         Ok(Self {
+            presence: Some(presence),
             comm,
             plan,
             names,
@@ -387,6 +403,38 @@ impl Exchange {
 
     fn timeout_error(&self, source: usize, step: u64) -> EngineError {
         let node = &self.plan.owners[source];
+        let gone = self.gone_peers();
+        let others: Vec<String> = gone
+            .iter()
+            .filter(|n| *n != node)
+            .map(|n| format!("'{n}' (regions {})", self.regions_of(n)))
+            .collect();
+        let cause = if gone.contains(node) {
+            "; it left the mesh (its liveliness token is gone)".to_owned()
+        } else if others.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; node {} left the mesh (its liveliness token is gone), which may be what \
+                 '{node}' waits for",
+                others.join(", node ")
+            )
+        };
+        EngineError::Timeout(format!(
+            // Quoted as the Python side quotes names ('node-2'): ids and region names are
+            // letters, digits and -_. only.
+            "no spikes of region '{}' for step {step} from node '{node}' (regions {}) within \
+             {:.0} s: the node stopped, is unreachable, or its key differs (decryption \
+             failures so far: {}){cause}",
+            self.names[source],
+            self.regions_of(node),
+            self.plan.timeout.as_secs_f64(),
+            self.comm.stats().decrypt_failures.load(Relaxed)
+        ))
+    }
+
+    /// The regions `node` runs, sorted, as a list.
+    fn regions_of(&self, node: &str) -> String {
         let mut regions: Vec<&str> = self
             .plan
             .owners
@@ -396,17 +444,30 @@ impl Exchange {
             .map(|(_, n)| n.as_str())
             .collect();
         regions.sort_unstable();
-        EngineError::Timeout(format!(
-            // Quoted as the Python side quotes names ('node-2'): ids and region names are
-            // letters, digits and -_. only.
-            "no spikes of region '{}' for step {step} from node '{node}' (regions {}) within \
-             {:.0} s: the node stopped, is unreachable, or its key differs (decryption \
-             failures so far: {})",
-            self.names[source],
-            regions.join(", "),
-            self.plan.timeout.as_secs_f64(),
-            self.comm.stats().decrypt_failures.load(Relaxed)
-        ))
+        regions.join(", ")
+    }
+
+    /// The peers whose liveliness token does not answer (none if that cannot be asked).
+    fn gone_peers(&self) -> Vec<String> {
+        let Ok(pattern) = self.comm.key_expr(&format!("{ALIVE}*"), true) else {
+            return Vec::new();
+        };
+        let Ok(keys) = self.comm.transport().liveliness_keys(&pattern, GONE_CHECK) else {
+            return Vec::new();
+        };
+        let prefix = pattern.trim_end_matches('*');
+        let alive: HashSet<&str> = keys.iter().filter_map(|k| k.strip_prefix(prefix)).collect();
+        let me = self.comm.node_id();
+        let mut gone: Vec<String> = self
+            .plan
+            .owners
+            .iter()
+            .filter(|n| n.as_str() != me && !alive.contains(n.as_str()))
+            .cloned()
+            .collect();
+        gone.sort_unstable();
+        gone.dedup();
+        gone
     }
 
     /// Adds the local regions' spikes of step `t` to the window of each outgoing pair,
@@ -465,6 +526,7 @@ impl Exchange {
         if let Some(s) = self.service.take() {
             let _ = s.undeclare();
         }
+        self.presence.take();
     }
 }
 
