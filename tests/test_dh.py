@@ -280,6 +280,11 @@ def warnings_of_a_drop(receiver, sender, topic: str, caplog) -> list[str]:
         )[1],
         what=f"{receiver.node_id} to drop {sender.node_id}'s traffic",
     )
+    # The drop is counted before its warning is logged: wait for the record too.
+    wait_until(
+        lambda: any("Decryption failed" in r.getMessage() for r in caplog.records),
+        what="the drop warning",
+    )
     return [r.getMessage() for r in caplog.records]
 
 
