@@ -19,6 +19,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
 from evospikenet.cli import audit, fingerprint, keygen, monitor, router
 from evospikenet.cli.common import EXIT_OK, EXIT_USAGE, CommandError
@@ -28,8 +29,26 @@ __all__ = ["main"]
 _COMMANDS = (keygen, fingerprint, audit, monitor, router)
 
 
+def command_name(command: ModuleType) -> str:
+    """The subcommand a module implements: its own name (``evospikenet.cli.audit``: audit)."""
+    return command.__name__.rpartition(".")[2]
+
+
+def command_description(command: ModuleType) -> str | None:
+    """The module's ``DESCRIPTION``, else the paragraph after its docstring's title line."""
+    if hasattr(command, "DESCRIPTION"):
+        return command.DESCRIPTION
+    paragraphs = (command.__doc__ or "").split("\n\n")
+    return paragraphs[1] if len(paragraphs) > 1 else None
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The parser of every subcommand (each module adds its own)."""
+    """The parser of every subcommand (each module adds its own).
+
+    A subcommand is a module of this package named as the command, with ``HELP`` (the
+    one line of the command list), ``add_arguments(parser)`` and ``run(args)``, and
+    optionally ``DESCRIPTION`` (else its docstring's second paragraph) and ``ADD_HELP``.
+    """
     parser = argparse.ArgumentParser(
         prog="evospikenet",
         description="Operate an evospikenet deployment: keys, audits, monitoring, routers.",
@@ -39,9 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in _COMMANDS:
         p = sub.add_parser(
-            command.NAME,
+            command_name(command),
             help=command.HELP,
-            description=command.DESCRIPTION,
+            description=command_description(command),
             add_help=getattr(command, "ADD_HELP", True),
         )
         command.add_arguments(p)

@@ -59,20 +59,11 @@ class Check:
     reason: str
 
 
-NAME = "audit"
 HELP = "run the security audit (exit 1 when a check fails)"
-DESCRIPTION = __doc__.split("\n\n")[1] if __doc__ else None
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The flags of ``audit``."""
-    p.add_argument(
-        "--duration",
-        type=float,
-        default=10.0,
-        metavar="S",
-        help="seconds to watch the mesh (default: %(default)s)",
-    )
     p.add_argument(
         "--logs",
         nargs="+",
@@ -90,6 +81,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_watch_options(
         p,
         connect_help="watch the mesh reached through ENDPOINT (repeatable)",
+        duration_help="seconds to watch the mesh",
     )
     p.add_argument(
         "--identity-file",

@@ -91,9 +91,17 @@ def observer_id(command: str) -> str:
     return f"{command}-{secrets.token_hex(4)}"
 
 
-def add_watch_options(p: argparse.ArgumentParser, connect_help: str) -> None:
-    """The options of the subcommands that watch a namespace (audit, monitor): where to
-    join it, the key to open its traffic with, how to join it, and which namespace."""
+def add_watch_options(p: argparse.ArgumentParser, connect_help: str, duration_help: str) -> None:
+    """The options of the subcommands that watch a namespace (audit, monitor): how long to
+    watch it, where to join it, the key to open its traffic with, how to join it, and which
+    namespace."""
+    p.add_argument(
+        "--duration",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help=f"{duration_help} (default: %(default)s)",
+    )
     p.add_argument("--connect", action="append", default=[], metavar="ENDPOINT", help=connect_help)
     p.add_argument(
         "--psk-file",

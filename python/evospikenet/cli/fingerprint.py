@@ -13,7 +13,6 @@ from evospikenet.cli.common import EXIT_OK, CommandError, find_psk, observer_con
 from evospikenet.errors import ConfigError
 from evospikenet.zenoh_comm import ZenohConfig
 
-NAME = "fingerprint"
 HELP = "print a PSK's key id or an identity key's fingerprint"
 DESCRIPTION = (
     "Print the key id of the PSK (from --psk-file, else EVOSPIKENET_PSK_FILE, "

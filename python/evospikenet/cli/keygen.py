@@ -9,7 +9,6 @@ import secrets
 from evospikenet.cli.common import EXIT_OK, CommandError
 from evospikenet.zenoh_comm import ZenohConfig, generate_identity_key, identity_fingerprint
 
-NAME = "keygen"
 HELP = "generate a PSK (64 hex digits) or an identity key"
 DESCRIPTION = (
     "Print a new random PSK (32 bytes as 64 hex digits), or with --identity "

@@ -32,9 +32,7 @@ ALERT_WINDOW_S = 60.0
 """Failures are counted over this sliding window ("per minute")."""
 
 
-NAME = "monitor"
 HELP = "watch peers, message rates, decryption failures and replays"
-DESCRIPTION = __doc__.split("\n\n")[1] if __doc__ else None
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -71,17 +69,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="watch --duration seconds, print one view, exit 1 if the alert fired",
     )
-    p.add_argument(
-        "--duration",
-        type=float,
-        default=10.0,
-        metavar="S",
-        help="seconds watched with --once (default: %(default)s)",
-    )
     add_watch_options(
         p,
         connect_help="join the mesh through ENDPOINT (repeatable; default: the local "
         "rendezvous tcp/127.0.0.1:7447)",
+        duration_help="seconds watched with --once",
     )
     p.add_argument("--json", action="store_true", help="print each view as one JSON line")
 

@@ -7,7 +7,6 @@ import argparse
 
 from evospikenet import router as _router
 
-NAME = "router"
 HELP = "run a Zenoh router for brain nodes (as evospikenet-router)"
 DESCRIPTION = (
     "Run a Zenoh router for evospikenet brain nodes (multicast scouting off). "
