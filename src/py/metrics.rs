@@ -43,27 +43,28 @@ pub fn start_server(
     comm: &Arc<Communicator>,
     port: u16,
 ) -> PyResult<Py<PyAny>> {
-    let for_stats = comm.clone();
-    let stats = PyCFunction::new_closure(
-        py,
-        None,
-        None,
-        move |args: &Bound<'_, PyTuple>, _kw: Option<&Bound<'_, PyDict>>| -> PyResult<Py<PyAny>> {
-            Ok(stats_dict(args.py(), &for_stats)?.into_any().unbind())
-        },
-    )?;
-    let for_senders = comm.clone();
-    let senders = PyCFunction::new_closure(
-        py,
-        None,
-        None,
-        move |args: &Bound<'_, PyTuple>, _kw: Option<&Bound<'_, PyDict>>| -> PyResult<Py<PyAny>> {
-            Ok(sender_rows(args.py(), &for_senders)?.into_any().unbind())
-        },
-    )?;
+    let stats = reader(py, comm, stats_dict)?;
+    let senders = reader(py, comm, sender_rows)?;
     let server = py
         .import("evospikenet.metrics")?
         .getattr("serve_node")?
         .call1((node_id, stats, senders, port))?;
     Ok(server.unbind())
+}
+
+/// A Python callable taking no arguments that returns `read(comm)` when called.
+fn reader<'py, T: 'static>(
+    py: Python<'py>,
+    comm: &Arc<Communicator>,
+    read: for<'a> fn(Python<'a>, &Communicator) -> PyResult<Bound<'a, T>>,
+) -> PyResult<Bound<'py, PyCFunction>> {
+    let comm = comm.clone();
+    PyCFunction::new_closure(
+        py,
+        None,
+        None,
+        move |args: &Bound<'_, PyTuple>, _kw: Option<&Bound<'_, PyDict>>| -> PyResult<Py<PyAny>> {
+            Ok(read(args.py(), &comm)?.into_any().unbind())
+        },
+    )
 }
