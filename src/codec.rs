@@ -9,48 +9,39 @@
 //! trailer that claims more data than there is fails, nothing is allocated from a claim.
 
 use crate::error::{Error, Result};
+use crate::wire_enum::wire_enum;
 
-/// How a payload is encoded; the byte is carried inside the encrypted plaintext.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
-    Json = 1,
-    Raw = 2,
-    Numpy = 3,
-    /// A reply saying the service failed to handle the request (payload: UTF-8 text).
-    /// Internal: not a serializer users can pick.
-    RemoteError = 0x7F,
+wire_enum! {
+    /// How a payload is encoded; the byte is carried inside the encrypted plaintext.
+    pub enum Format {
+        Json = 1 => "json",
+        Raw = 2 => "raw",
+        Numpy = 3 => "numpy",
+        /// A reply saying the service failed to handle the request (payload: UTF-8 text).
+        /// Internal: not a serializer users can pick.
+        RemoteError = 0x7F => "error",
+    }
 }
 
 impl Format {
+    /// The formats users can pick as serializers, by name.
+    const SERIALIZERS: [Format; 3] = [Format::Json, Format::Raw, Format::Numpy];
+
     /// The serializer names users pass to `publish(..., serialize=...)`.
     pub fn from_name(name: &str) -> Result<Format> {
-        match name {
-            "json" => Ok(Format::Json),
-            "raw" => Ok(Format::Raw),
-            "numpy" => Ok(Format::Numpy),
-            other => Err(Error::InvalidArgument(format!(
-                "unknown serializer {other:?}; expected \"json\", \"raw\" or \"numpy\""
-            ))),
-        }
+        Self::SERIALIZERS
+            .into_iter()
+            .find(|f| f.name() == name)
+            .ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "unknown serializer {name:?}; expected \"json\", \"raw\" or \"numpy\""
+                ))
+            })
     }
 
     pub fn from_byte(b: u8) -> Result<Format> {
-        match b {
-            1 => Ok(Format::Json),
-            2 => Ok(Format::Raw),
-            3 => Ok(Format::Numpy),
-            0x7F => Ok(Format::RemoteError),
-            other => Err(Error::Decode(format!("unknown payload format tag {other}"))),
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Format::Json => "json",
-            Format::Raw => "raw",
-            Format::Numpy => "numpy",
-            Format::RemoteError => "error",
-        }
+        Format::try_from(b)
+            .map_err(|other| Error::Decode(format!("unknown payload format tag {other}")))
     }
 }
 

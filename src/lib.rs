@@ -21,6 +21,7 @@ pub mod secret_file;
 pub mod senders;
 #[cfg(feature = "transport")]
 pub mod transport;
+mod wire_enum;
 
 #[cfg(feature = "python")]
 mod py;

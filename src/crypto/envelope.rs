@@ -24,6 +24,7 @@
 use crate::crypto::aead::TAG_LEN;
 use crate::crypto::keys::{KeyId, SessionKey, KEY_ID_LEN};
 use crate::error::{Error, Result};
+use crate::wire_enum::wire_enum;
 
 pub const MAGIC_V1: u8 = 0xE1;
 /// Header bytes besides the sender id.
@@ -31,22 +32,24 @@ pub const FIXED_HEADER_LEN: usize = 8 + 16 + 8 + 4 + 8;
 pub const SESSION_ID_LEN: usize = 16;
 pub const MAX_SENDER_LEN: usize = 255;
 
-/// How a message is protected.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Mode {
-    Plain = 0,
-    Psk = 1,
-    Dh = 2,
-    /// DH mode with a tag per recipient that authenticates the sender (pinned identities).
-    DhAuth = 3,
+wire_enum! {
+    /// How a message is protected.
+    pub enum Mode {
+        Plain = 0,
+        Psk = 1,
+        Dh = 2,
+        /// DH mode with a tag per recipient that authenticates the sender (pinned identities).
+        DhAuth = 3,
+    }
 }
 
-/// What a message is for; bound into the AAD so one kind cannot be replayed as another.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Kind {
-    Publish = 0,
-    Request = 1,
-    Reply = 2,
+wire_enum! {
+    /// What a message is for; bound into the AAD so one kind cannot be replayed as another.
+    pub enum Kind {
+        Publish = 0,
+        Request = 1,
+        Reply = 2,
+    }
 }
 
 /// A parsed or to-be-written header.
@@ -94,19 +97,8 @@ impl<'a> Header<'a> {
         if buf.len() < FIXED_HEADER_LEN || buf[0] != MAGIC_V1 {
             return Err(bad());
         }
-        let mode = match buf[1] {
-            0 => Mode::Plain,
-            1 => Mode::Psk,
-            2 => Mode::Dh,
-            3 => Mode::DhAuth,
-            _ => return Err(bad()),
-        };
-        let kind = match buf[2] {
-            0 => Kind::Publish,
-            1 => Kind::Request,
-            2 => Kind::Reply,
-            _ => return Err(bad()),
-        };
+        let mode = Mode::try_from(buf[1]).map_err(|_| bad())?;
+        let kind = Kind::try_from(buf[2]).map_err(|_| bad())?;
         let mut key_id = [0u8; KEY_ID_LEN];
         key_id.copy_from_slice(&buf[3..7]);
         let n = buf[7] as usize;
