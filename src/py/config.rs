@@ -117,232 +117,211 @@ fn endpoints(field: &str, v: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<String>>
     })
 }
 
-#[pymethods]
-impl PyZenohConfig {
-    #[new]
-    // The numeric defaults are the core's (`Config::default()`), written nowhere else:
-    // the stub shows them as `...`.
-    #[pyo3(signature = (
-        mode = "peer", connect = None, listen = None, namespace = DEFAULT_NAMESPACE,
-        psk = None, *, multicast_scouting = false,
-        freshness_window = seconds(ReceiverPolicy::default().freshness_ms),
-        session_grace = seconds(ReceiverPolicy::default().session_grace_ms),
-        key_exchange = "manual", identity_key = None, trusted_peers = None,
-        psk_file = None, identity_key_file = None, metrics_port = None, compression = None,
-        rekey_after_messages = DEFAULT_REKEY_AFTER_MESSAGES,
-        rekey_after_seconds = seconds(DEFAULT_REKEY_AFTER_MS)
-    ))]
-    #[allow(clippy::too_many_arguments)]
-    fn new(
-        mode: &str,
-        connect: Option<&Bound<'_, PyAny>>,
-        listen: Option<&Bound<'_, PyAny>>,
-        namespace: &str,
-        psk: Option<&Bound<'_, PyAny>>,
-        multicast_scouting: bool,
-        freshness_window: f64,
-        session_grace: f64,
-        key_exchange: &str,
-        identity_key: Option<&str>,
-        trusted_peers: Option<std::collections::BTreeMap<String, String>>,
-        psk_file: Option<std::path::PathBuf>,
-        identity_key_file: Option<std::path::PathBuf>,
-        metrics_port: Option<u16>,
-        compression: Option<&str>,
-        rekey_after_messages: u64,
-        rekey_after_seconds: f64,
-    ) -> PyResult<Self> {
-        let mut inner = Config {
-            mode: mode.parse::<SessionMode>()?,
-            connect: endpoints("connect", connect)?,
-            listen: endpoints("listen", listen)?,
-            namespace: namespace.to_owned(),
-            psk: match (parse_psk(psk)?, psk_file) {
-                (Some(_), Some(_)) => {
-                    return Err(invalid_value("give psk or psk_file, not both"));
-                }
-                (Some(p), None) => Some(p),
-                (None, Some(path)) => Some(psk_from_file(&path)?),
-                (None, None) => None,
-            },
-            multicast_scouting,
-            ..Config::default()
-        };
-        inner.policy.freshness_ms = seconds_to_ms("freshness_window", freshness_window)?;
-        inner.policy.session_grace_ms = seconds_to_ms("session_grace", session_grace)?;
-        inner.dh.key_exchange = key_exchange.parse::<KeyExchange>()?;
-        inner.dh.identity = match (identity_key, identity_key_file) {
-            (Some(_), Some(_)) => {
-                return Err(invalid_value(
-                    "give identity_key or identity_key_file, not both",
-                ));
-            }
-            (Some(k), None) => Some(IdentityKey::from_hex(k)?),
-            (None, Some(path)) => Some(identity_key_from_file(&path)?),
-            (None, None) => None,
-        };
-        for (peer, fp) in trusted_peers.unwrap_or_default() {
-            inner.dh.trust(&peer, &fp)?;
+/// `#[pymethods] impl $class` of the methods written out, plus one read-only property per
+/// line of `getters(binding)`: `name -> Type = expression;`, the expression reading the
+/// object as `binding`; the doc comment above a line is the property's docstring.
+macro_rules! pymethods_with_getters {
+    (
+        impl $class:ident {
+            $($method:tt)*
         }
-        inner.compression = compression.map(str::parse).transpose()?;
-        inner.dh.rekey_after_messages = rekey_after_messages;
-        inner.dh.rekey_after_ms = seconds_to_ms("rekey_after_seconds", rekey_after_seconds)?;
-        inner.validate()?;
-        Ok(PyZenohConfig {
-            inner,
-            metrics_port,
-        })
-    }
+        getters($this:ident) {
+            $( $(#[$doc:meta])* $getter:ident -> $ty:ty = $value:expr; )*
+        }
+    ) => {
+        #[pymethods]
+        impl $class {
+            // Getters before setters: PyO3 takes a property's docstring from the first.
+            $(
+                $(#[$doc])*
+                #[getter]
+                fn $getter(&self) -> $ty {
+                    let $this = self;
+                    $value
+                }
+            )*
+            $($method)*
+        }
+    };
+}
 
-    /// Build from ``EVOSPIKENET_PSK`` (or ``EVOSPIKENET_PSK_FILE``, a file holding it,
-    /// checked as ``psk_file``), ``EVOSPIKENET_IDENTITY_KEY_FILE``, ``NODE_ID``,
-    /// ``EVOSPIKENET_CONNECT`` and ``EVOSPIKENET_LISTEN`` (comma-separated endpoints),
-    /// ``EVOSPIKENET_MODE``, ``EVOSPIKENET_NAMESPACE``, ``EVOSPIKENET_KEY_EXCHANGE`` and
-    /// ``EVOSPIKENET_COMPRESSION``. Unset variables keep the defaults.
-    #[classmethod]
-    fn from_env(_cls: &Bound<'_, PyType>) -> PyResult<Self> {
-        Ok(PyZenohConfig {
-            inner: Config::from_env()?,
-            metrics_port: None,
-        })
-    }
+pymethods_with_getters! {
+    impl PyZenohConfig {
+        #[new]
+        // The numeric defaults are the core's (`Config::default()`), written nowhere else:
+        // the stub shows them as `...`.
+        #[pyo3(signature = (
+            mode = "peer", connect = None, listen = None, namespace = DEFAULT_NAMESPACE,
+            psk = None, *, multicast_scouting = false,
+            freshness_window = seconds(ReceiverPolicy::default().freshness_ms),
+            session_grace = seconds(ReceiverPolicy::default().session_grace_ms),
+            key_exchange = "manual", identity_key = None, trusted_peers = None,
+            psk_file = None, identity_key_file = None, metrics_port = None, compression = None,
+            rekey_after_messages = DEFAULT_REKEY_AFTER_MESSAGES,
+            rekey_after_seconds = seconds(DEFAULT_REKEY_AFTER_MS)
+        ))]
+        #[allow(clippy::too_many_arguments)]
+        fn new(
+            mode: &str,
+            connect: Option<&Bound<'_, PyAny>>,
+            listen: Option<&Bound<'_, PyAny>>,
+            namespace: &str,
+            psk: Option<&Bound<'_, PyAny>>,
+            multicast_scouting: bool,
+            freshness_window: f64,
+            session_grace: f64,
+            key_exchange: &str,
+            identity_key: Option<&str>,
+            trusted_peers: Option<std::collections::BTreeMap<String, String>>,
+            psk_file: Option<std::path::PathBuf>,
+            identity_key_file: Option<std::path::PathBuf>,
+            metrics_port: Option<u16>,
+            compression: Option<&str>,
+            rekey_after_messages: u64,
+            rekey_after_seconds: f64,
+        ) -> PyResult<Self> {
+            let mut inner = Config {
+                mode: mode.parse::<SessionMode>()?,
+                connect: endpoints("connect", connect)?,
+                listen: endpoints("listen", listen)?,
+                namespace: namespace.to_owned(),
+                psk: match (parse_psk(psk)?, psk_file) {
+                    (Some(_), Some(_)) => {
+                        return Err(invalid_value("give psk or psk_file, not both"));
+                    }
+                    (Some(p), None) => Some(p),
+                    (None, Some(path)) => Some(psk_from_file(&path)?),
+                    (None, None) => None,
+                },
+                multicast_scouting,
+                ..Config::default()
+            };
+            inner.policy.freshness_ms = seconds_to_ms("freshness_window", freshness_window)?;
+            inner.policy.session_grace_ms = seconds_to_ms("session_grace", session_grace)?;
+            inner.dh.key_exchange = key_exchange.parse::<KeyExchange>()?;
+            inner.dh.identity = match (identity_key, identity_key_file) {
+                (Some(_), Some(_)) => {
+                    return Err(invalid_value(
+                        "give identity_key or identity_key_file, not both",
+                    ));
+                }
+                (Some(k), None) => Some(IdentityKey::from_hex(k)?),
+                (None, Some(path)) => Some(identity_key_from_file(&path)?),
+                (None, None) => None,
+            };
+            for (peer, fp) in trusted_peers.unwrap_or_default() {
+                inner.dh.trust(&peer, &fp)?;
+            }
+            inner.compression = compression.map(str::parse).transpose()?;
+            inner.dh.rekey_after_messages = rekey_after_messages;
+            inner.dh.rekey_after_ms = seconds_to_ms("rekey_after_seconds", rekey_after_seconds)?;
+            inner.validate()?;
+            Ok(PyZenohConfig {
+                inner,
+                metrics_port,
+            })
+        }
 
-    /// The Zenoh role: ``"peer"``, ``"client"`` or ``"router"``.
-    #[getter]
-    fn mode(&self) -> &'static str {
-        self.inner.mode.as_str()
-    }
+        /// Build from ``EVOSPIKENET_PSK`` (or ``EVOSPIKENET_PSK_FILE``, a file holding it,
+        /// checked as ``psk_file``), ``EVOSPIKENET_IDENTITY_KEY_FILE``, ``NODE_ID``,
+        /// ``EVOSPIKENET_CONNECT`` and ``EVOSPIKENET_LISTEN`` (comma-separated endpoints),
+        /// ``EVOSPIKENET_MODE``, ``EVOSPIKENET_NAMESPACE``, ``EVOSPIKENET_KEY_EXCHANGE`` and
+        /// ``EVOSPIKENET_COMPRESSION``. Unset variables keep the defaults.
+        #[classmethod]
+        fn from_env(_cls: &Bound<'_, PyType>) -> PyResult<Self> {
+            Ok(PyZenohConfig {
+                inner: Config::from_env()?,
+                metrics_port: None,
+            })
+        }
 
-    /// The endpoints to connect to (settable: a list or one endpoint string).
-    #[getter]
-    fn connect(&self) -> Vec<String> {
-        self.inner.connect.clone()
-    }
+        #[setter]
+        fn set_connect(&mut self, v: &Bound<'_, PyAny>) -> PyResult<()> {
+            self.set_endpoints("connect", v, |c| &mut c.connect)
+        }
 
-    #[setter]
-    fn set_connect(&mut self, v: &Bound<'_, PyAny>) -> PyResult<()> {
+        #[setter]
+        fn set_listen(&mut self, v: &Bound<'_, PyAny>) -> PyResult<()> {
+            self.set_endpoints("listen", v, |c| &mut c.listen)
+        }
+
+        fn __repr__(&self) -> String {
+            let c = &self.inner;
+            format!(
+                "ZenohConfig(mode={:?}, connect={:?}, listen={:?}, namespace={:?}, psk={}, \
+                 multicast_scouting={}, key_exchange={:?})",
+                c.mode.as_str(),
+                c.connect,
+                c.listen,
+                c.namespace,
+                if c.psk.is_some() {
+                    "<redacted>"
+                } else {
+                    "None"
+                },
+                if c.multicast_scouting {
+                    "True"
+                } else {
+                    "False"
+                },
+                c.dh.key_exchange.as_str(),
+            )
+        }
+    }
+    getters(config) {
+        /// The Zenoh role: ``"peer"``, ``"client"`` or ``"router"``.
+        mode -> &'static str = config.inner.mode.as_str();
+        /// The endpoints to connect to (settable: a list or one endpoint string).
+        connect -> Vec<String> = config.inner.connect.clone();
+        /// The endpoints to listen on (settable: a list or one endpoint string).
+        listen -> Vec<String> = config.inner.listen.clone();
+        /// The prefix of every topic on the wire (a Zenoh key expression chunk, not a
+        /// network namespace).
+        namespace -> &str = &config.inner.namespace;
+        /// Whether a PSK is configured (the key itself cannot be read back).
+        encrypted -> bool = config.inner.psk.is_some();
+        /// Public 4-byte identifier of the PSK (hex), the same on every node with the same key.
+        key_id -> Option<String> =
+            config.inner.psk.as_ref().map(|p| hex::encode(p.key_id().0));
+        /// The node id read from ``NODE_ID`` by :meth:`from_env`.
+        node_id -> Option<String> = config.inner.node_id.clone();
+        /// The default compression of publications, if any.
+        compression -> Option<&'static str> = config.inner.compression.map(|c| c.as_str());
+        /// The Prometheus port of ``metrics_port``, if any.
+        metrics_port -> Option<u16> = config.metrics_port;
+        /// Whether nodes are announced and discovered by UDP multicast (off by default).
+        multicast_scouting -> bool = config.inner.multicast_scouting;
+        /// Seconds after which a received message is too old to be accepted.
+        freshness_window -> f64 = seconds(config.inner.policy.freshness_ms);
+        /// ``"manual"`` or ``"auto"`` (see the class documentation).
+        key_exchange -> &'static str = config.inner.dh.key_exchange.as_str();
+        /// The fingerprint peers pin in ``trusted_peers`` (``None`` without identity_key).
+        identity_fingerprint -> Option<String> =
+            config.inner.dh.identity.as_ref().map(|i| i.fingerprint());
+        /// The pinned peers, fingerprints in canonical ``XXXX XXXX ...`` form.
+        trusted_peers -> std::collections::BTreeMap<String, String> =
+            config.inner.dh.trusted_peers.iter().cloned().collect();
+        /// In DH mode, messages after which the node rekeys.
+        rekey_after_messages -> u64 = config.inner.dh.rekey_after_messages;
+        /// In DH mode, seconds after which the node rekeys.
+        rekey_after_seconds -> f64 = seconds(config.inner.dh.rekey_after_ms);
+    }
+}
+
+impl PyZenohConfig {
+    /// Sets the endpoint list `field` (`connect` or `listen`, at `slot`) to `v`, a list or
+    /// one endpoint string; the configuration is unchanged when the result is invalid.
+    fn set_endpoints(
+        &mut self,
+        field: &str,
+        v: &Bound<'_, PyAny>,
+        slot: fn(&mut Config) -> &mut Vec<String>,
+    ) -> PyResult<()> {
         let mut next = self.inner.clone();
-        next.connect = endpoints("connect", Some(v))?;
+        *slot(&mut next) = endpoints(field, Some(v))?;
         next.validate()?;
         self.inner = next;
         Ok(())
-    }
-
-    /// The endpoints to listen on (settable: a list or one endpoint string).
-    #[getter]
-    fn listen(&self) -> Vec<String> {
-        self.inner.listen.clone()
-    }
-
-    #[setter]
-    fn set_listen(&mut self, v: &Bound<'_, PyAny>) -> PyResult<()> {
-        let mut next = self.inner.clone();
-        next.listen = endpoints("listen", Some(v))?;
-        next.validate()?;
-        self.inner = next;
-        Ok(())
-    }
-
-    /// The prefix of every topic on the wire (a Zenoh key expression chunk, not a
-    /// network namespace).
-    #[getter]
-    fn namespace(&self) -> &str {
-        &self.inner.namespace
-    }
-
-    /// Whether a PSK is configured (the key itself cannot be read back).
-    #[getter]
-    fn encrypted(&self) -> bool {
-        self.inner.psk.is_some()
-    }
-
-    /// Public 4-byte identifier of the PSK (hex), the same on every node with the same key.
-    #[getter]
-    fn key_id(&self) -> Option<String> {
-        self.inner.psk.as_ref().map(|p| hex::encode(p.key_id().0))
-    }
-
-    /// The node id read from ``NODE_ID`` by :meth:`from_env`.
-    #[getter]
-    fn node_id(&self) -> Option<String> {
-        self.inner.node_id.clone()
-    }
-
-    /// The default compression of publications, if any.
-    #[getter]
-    fn compression(&self) -> Option<&'static str> {
-        self.inner.compression.map(|c| c.as_str())
-    }
-
-    /// The Prometheus port of ``metrics_port``, if any.
-    #[getter]
-    fn metrics_port(&self) -> Option<u16> {
-        self.metrics_port
-    }
-
-    /// Whether nodes are announced and discovered by UDP multicast (off by default).
-    #[getter]
-    fn multicast_scouting(&self) -> bool {
-        self.inner.multicast_scouting
-    }
-
-    /// Seconds after which a received message is too old to be accepted.
-    #[getter]
-    fn freshness_window(&self) -> f64 {
-        seconds(self.inner.policy.freshness_ms)
-    }
-
-    /// ``"manual"`` or ``"auto"`` (see the class documentation).
-    #[getter]
-    fn key_exchange(&self) -> &'static str {
-        self.inner.dh.key_exchange.as_str()
-    }
-
-    /// The fingerprint peers pin in ``trusted_peers`` (``None`` without identity_key).
-    #[getter]
-    fn identity_fingerprint(&self) -> Option<String> {
-        self.inner.dh.identity.as_ref().map(|i| i.fingerprint())
-    }
-
-    /// The pinned peers, fingerprints in canonical ``XXXX XXXX ...`` form.
-    #[getter]
-    fn trusted_peers(&self) -> std::collections::BTreeMap<String, String> {
-        self.inner.dh.trusted_peers.iter().cloned().collect()
-    }
-
-    /// In DH mode, messages after which the node rekeys.
-    #[getter]
-    fn rekey_after_messages(&self) -> u64 {
-        self.inner.dh.rekey_after_messages
-    }
-
-    /// In DH mode, seconds after which the node rekeys.
-    #[getter]
-    fn rekey_after_seconds(&self) -> f64 {
-        seconds(self.inner.dh.rekey_after_ms)
-    }
-
-    fn __repr__(&self) -> String {
-        let c = &self.inner;
-        format!(
-            "ZenohConfig(mode={:?}, connect={:?}, listen={:?}, namespace={:?}, psk={}, \
-             multicast_scouting={}, key_exchange={:?})",
-            c.mode.as_str(),
-            c.connect,
-            c.listen,
-            c.namespace,
-            if c.psk.is_some() {
-                "<redacted>"
-            } else {
-                "None"
-            },
-            if c.multicast_scouting {
-                "True"
-            } else {
-                "False"
-            },
-            c.dh.key_exchange.as_str(),
-        )
     }
 }
 
