@@ -9,7 +9,7 @@ import numpy as np
 from numpy.typing import NDArray
 from typing_extensions import disjoint_base
 
-from evospikenet.kernels import CsrLike, IzhikevichParams, LifFloatParams
+from evospikenet.kernels import CsrLike, IzhikevichParams, LifFloatParams, SpikeForm, Spikes
 
 __version__: str
 
@@ -606,12 +606,8 @@ class ZenohCommunicator(_ClosedByWith):
     def close(self) -> None:
         """Close the Zenoh session and stop the callback thread. Idempotent."""
 
-# Spike-update kernels (src/py/kernels/). The documented entry points are in
-# evospikenet.kernels; these are the native functions behind them. Every array argument
-# must be 1-D, contiguous, aligned and of the stated dtype (no conversion, no copy):
-# a wrong kind or dtype raises TypeError, a wrong length, layout, writability, overlap
-# between arguments or value raises ValueError, naming the argument, before any array
-# is modified. The GIL is released while a kernel runs.
+# Spike-update kernels (src/py/kernels/): the native functions behind evospikenet.kernels,
+# whose module documentation gives the rules for array arguments, errors and threads.
 
 KERNEL_PARALLEL_MIN_LEN: int
 """Population size from which ``threads=None`` uses every thread of the kernel pool."""
@@ -636,20 +632,16 @@ def kernel_lif_int_step(
     threshold: int,
     reset: int,
     *,
-    spikes: Literal["mask", "indices"] = "mask",
-    out: NDArray[np.bool_] | NDArray[np.uint32] | None = None,
+    spikes: SpikeForm = "mask",
+    out: Spikes | None = None,
     threads: int | None = None,
-) -> NDArray[np.bool_] | NDArray[np.uint32]:
+) -> Spikes:
     """Integer LIF step (EvoSpikeNet's ``LIFNeuronLayer``), in place on ``v``.
 
     ``v = clip((v * leak) // 256 + i_syn, -32768, 32767)`` (floor division), then
     ``spike = v >= threshold`` and ``v[spike] = reset``. ``leak``, ``threshold`` and
-    ``reset`` must fit in int16.
-
-    Returns the spikes as ``spikes`` names them: ``"mask"``, a bool mask (``out`` itself
-    when a bool array of ``len(v)`` is given); ``"indices"``, the sorted uint32 indices
-    (``out[:k]`` when a uint32 buffer ``out`` of at least ``len(v)`` entries is given).
-    Any other ``spikes`` raises ValueError. The same holds for every step function.
+    ``reset`` must fit in int16. ``spikes``, ``out`` and the result are as the module
+    documentation of :mod:`evospikenet.kernels` says for every step function.
     """
 
 def kernel_lif_float_step(
@@ -659,16 +651,14 @@ def kernel_lif_float_step(
     i_in: NDArray[np.float32] | float | None,
     params: LifFloatParams,
     *,
-    spikes: Literal["mask", "indices"] = "mask",
-    out: NDArray[np.bool_] | NDArray[np.uint32] | None = None,
+    spikes: SpikeForm = "mask",
+    out: Spikes | None = None,
     threads: int | None = None,
-) -> NDArray[np.bool_] | NDArray[np.uint32]:
+) -> Spikes:
     """Current-based LIF step with exact integration (NEST's ``iaf_psc_exp``).
 
     In place on ``v`` (mV), ``i_syn`` (pA) and ``refractory`` (steps left); ``i_in`` is
-    the input current arriving this step. The parameters are the attributes of
-    ``params``, in units ms, mV, pF, pA; ``t_ref`` is rounded to whole steps. ``spikes``
-    and ``out`` as in ``kernel_lif_int_step``.
+    the input current arriving this step. ``params`` as :class:`LifFloatParams` documents.
     """
 
 def kernel_izhikevich_step(
@@ -677,15 +667,14 @@ def kernel_izhikevich_step(
     i_in: NDArray[np.float32] | float,
     params: IzhikevichParams,
     *,
-    spikes: Literal["mask", "indices"] = "mask",
-    out: NDArray[np.bool_] | NDArray[np.uint32] | None = None,
+    spikes: SpikeForm = "mask",
+    out: Spikes | None = None,
     threads: int | None = None,
-) -> NDArray[np.bool_] | NDArray[np.uint32]:
+) -> Spikes:
     """Izhikevich (2003) step, forward Euler, in place on ``v`` and ``u``.
 
     ``i_in`` and the ``a``, ``b``, ``c``, ``d`` of ``params`` are scalars or one float32
-    per neuron. A spike is ``v >= params.v_peak`` after the step. ``spikes`` and ``out``
-    as in ``kernel_lif_int_step``.
+    per neuron. A spike is ``v >= params.v_peak`` after the step.
     """
 
 def kernel_propagate(
@@ -695,10 +684,7 @@ def kernel_propagate(
 ) -> int:
     """Add the CSR row of every neuron in ``spikes`` into ``target``; return the event count.
 
-    ``weights.indptr`` and ``weights.indices`` share one dtype; ``weights.data`` must be
-    int16 for an int16 target, int16 or int32 for an int32 target (both add with
-    saturation), float32 for a float32 target. Every listed row is checked before
-    ``target`` is written.
+    Dtypes, saturation and checks as :func:`evospikenet.kernels.propagate` documents.
     """
 
 def kernel_validate_csr(weights: CsrLike) -> None:

@@ -19,8 +19,9 @@ allocation per step.
 
 The kernels never copy or convert state: arrays must be 1-D, contiguous, aligned,
 writeable where they are updated, and of the documented dtype. Anything else raises
-``TypeError`` (wrong kind or dtype) or ``ValueError`` (wrong length, layout, values),
-naming the argument, before any array is modified. The GIL is released while a kernel
+``TypeError`` (wrong kind or dtype) or ``ValueError`` (wrong length, layout,
+writability, overlap between arguments, values), naming the argument, before any array
+is modified. The GIL is released while a kernel
 runs, so other Python threads go on meanwhile.
 
 Threads: ``threads=None`` runs on one thread below :data:`PARALLEL_MIN_LEN` neurons
