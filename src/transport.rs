@@ -32,6 +32,10 @@ const RENDEZVOUS_RETRY_MAX: Duration = Duration::from_millis(500);
 /// listener accepts at once, a closed port refuses at once).
 const RENDEZVOUS_PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 
+/// What Zenoh calls, on its own threads, with each sample or query a declaration gets.
+pub trait Callback<T>: Fn(T) + Send + Sync + 'static {}
+impl<T, F: Fn(T) + Send + Sync + 'static> Callback<T> for F {}
+
 /// How a query ended.
 pub enum QueryOutcome<T> {
     /// A reply was accepted.
@@ -107,31 +111,28 @@ impl Transport {
             .wait()?)
     }
 
-    /// Subscribe to `key` (wildcards allowed); `callback` runs on Zenoh's threads.
-    pub fn subscribe(
-        &self,
+    /// Make the declaration `build` describes on `key` (a subscriber, a queryable, a
+    /// token) and wait until it is in place.
+    fn declare<'s, B, T>(
+        &'s self,
         key: &str,
-        callback: impl Fn(Sample) + Send + Sync + 'static,
-    ) -> Result<Subscriber<()>> {
-        Ok(self
-            .session
-            .declare_subscriber(key.to_owned())
-            .callback(callback)
-            .wait()?)
+        build: impl FnOnce(&'s Session, String) -> B,
+    ) -> Result<T>
+    where
+        B: Wait<To = zenoh::Result<T>>,
+    {
+        Ok(build(&self.session, key.to_owned()).wait()?)
+    }
+
+    /// Subscribe to `key` (wildcards allowed); `callback` runs on Zenoh's threads.
+    pub fn subscribe(&self, key: &str, callback: impl Callback<Sample>) -> Result<Subscriber<()>> {
+        self.declare(key, |s, key| s.declare_subscriber(key).callback(callback))
     }
 
     /// Answer queries on `key`; `callback` runs on Zenoh's threads and may keep the query
     /// to reply later from another thread.
-    pub fn queryable(
-        &self,
-        key: &str,
-        callback: impl Fn(Query) + Send + Sync + 'static,
-    ) -> Result<Queryable<()>> {
-        Ok(self
-            .session
-            .declare_queryable(key.to_owned())
-            .callback(callback)
-            .wait()?)
+    pub fn queryable(&self, key: &str, callback: impl Callback<Query>) -> Result<Queryable<()>> {
+        self.declare(key, |s, key| s.declare_queryable(key).callback(callback))
     }
 
     /// Send a query to every queryable matching `key` and hand each reply payload to
@@ -180,11 +181,7 @@ impl Transport {
 
     /// Announce this node's presence on `key` until the token is dropped.
     pub fn liveliness_token(&self, key: &str) -> Result<LivelinessToken> {
-        Ok(self
-            .session
-            .liveliness()
-            .declare_token(key.to_owned())
-            .wait()?)
+        self.declare(key, |s, key| s.liveliness().declare_token(key))
     }
 
     /// Follow the liveliness tokens matching `key`: `callback(key, alive)` for each token
@@ -194,16 +191,15 @@ impl Transport {
         key: &str,
         callback: impl Fn(&str, bool) + Send + Sync + 'static,
     ) -> Result<Subscriber<()>> {
-        Ok(self
-            .session
-            .liveliness()
-            .declare_subscriber(key.to_owned())
-            .history(true)
-            .callback(move |sample: Sample| {
-                let alive = sample.kind() == zenoh::sample::SampleKind::Put;
-                callback(sample.key_expr().as_str(), alive)
-            })
-            .wait()?)
+        self.declare(key, |s, key| {
+            s.liveliness()
+                .declare_subscriber(key)
+                .history(true)
+                .callback(move |sample: Sample| {
+                    let alive = sample.kind() == zenoh::sample::SampleKind::Put;
+                    callback(sample.key_expr().as_str(), alive)
+                })
+        })
     }
 
     /// The keys of the liveliness tokens matching `key` that answer within `timeout`.
