@@ -118,6 +118,8 @@ impl<D: Declaration> Handle for Declared<D> {
 /// An authenticated request waiting for its reply; can be answered from any thread.
 pub struct Responder {
     query: Query,
+    /// The request's topic without the namespace (for the warnings).
+    topic: String,
     binding: Vec<u8>,
     sender: Arc<Sender>,
     monitor: Arc<Monitor>,
@@ -140,8 +142,7 @@ impl Responder {
             size_hint,
             write,
         )?;
-        let topic = key.split_once('/').map_or(key.as_str(), |(_, t)| t);
-        self.monitor.check_plaintext(topic, &msg);
+        self.monitor.check_plaintext(&self.topic, &msg);
         Stats::add(&self.monitor.stats.bytes_sent, msg.len() as u64);
         Transport::reply(&self.query, msg)
     }
@@ -488,6 +489,7 @@ impl Communicator {
             {
                 let responder = Responder {
                     query,
+                    topic,
                     binding,
                     sender: sender.clone(),
                     monitor: monitor.clone(),
