@@ -23,7 +23,7 @@ use crate::crypto::session::{KeyRing, NodeHistory, Opened, Receiver, ReceiverPol
 use crate::dh::KeyManager;
 use crate::error::{Error, Result};
 use crate::monitor::{escape_for_log, Monitor, Stats};
-use crate::outbox::Outbox;
+use crate::outbox::{Outbox, Outlet};
 use crate::transport::{QueryOutcome, Transport};
 
 /// User topics may not start with this: the key exchange lives there.
@@ -118,6 +118,8 @@ impl<D: Declaration> Handle for Declared<D> {
 /// An authenticated request waiting for its reply; can be answered from any thread.
 pub struct Responder {
     query: Query,
+    /// The request's topic without the namespace (for the warnings).
+    topic: String,
     binding: Vec<u8>,
     sender: Arc<Sender>,
     monitor: Arc<Monitor>,
@@ -140,8 +142,7 @@ impl Responder {
             size_hint,
             write,
         )?;
-        let topic = key.split_once('/').map_or(key.as_str(), |(_, t)| t);
-        self.monitor.check_plaintext(topic, &msg);
+        self.monitor.check_plaintext(&self.topic, &msg);
         Stats::add(&self.monitor.stats.bytes_sent, msg.len() as u64);
         Transport::reply(&self.query, msg)
     }
@@ -399,29 +400,31 @@ impl Communicator {
                     (raw, format as u8)
                 }
             };
-            return in_order.hold(&key, format_byte, body);
+            return in_order.hold(&key, topic, format_byte, body);
         }
-        let (msg, _, _) = match compressed {
+        let outlet = self.outlet();
+        let put = match compressed {
             Some((body, format_byte)) => {
-                self.sender
-                    .seal(Kind::Publish, &key, b"", format_byte, body.len(), |buf| {
-                        buf.extend_from_slice(&body);
-                        Ok(())
-                    })?
+                outlet.seal_and_put(&key, topic, format_byte, body.len(), |buf| {
+                    buf.extend_from_slice(&body);
+                    Ok(())
+                })
             }
             None => {
                 let write = write.expect("an uncompressed publication keeps its writer");
-                self.sender
-                    .seal(Kind::Publish, &key, b"", format as u8, size_hint, write)?
+                outlet.seal_and_put(&key, topic, format as u8, size_hint, write)
             }
         };
-        self.monitor.check_plaintext(topic, &msg);
-        let len = msg.len() as u64;
-        self.transport.put(&key, msg)?;
         drop(in_order);
-        Stats::add(&self.monitor.stats.published, 1);
-        Stats::add(&self.monitor.stats.bytes_sent, len);
-        Ok(())
+        put
+    }
+
+    fn outlet(&self) -> Outlet<'_> {
+        Outlet {
+            sender: &self.sender,
+            transport: &self.transport,
+            monitor: &self.monitor,
+        }
     }
 
     /// Publish `payload` as `format`.
@@ -486,6 +489,7 @@ impl Communicator {
             {
                 let responder = Responder {
                     query,
+                    topic,
                     binding,
                     sender: sender.clone(),
                     monitor: monitor.clone(),

@@ -185,18 +185,15 @@ impl Monitor {
     /// message as received: the warning names the sender it claims and the likely cause
     /// for its mode (only when a warning is due, so a flood costs no parsing).
     pub fn rejected(&self, topic: &str, wire: &[u8], err: &Error) {
+        let failures = &self.stats.decrypt_failures;
         match err {
             Error::Replay => {
-                Stats::add(&self.stats.replays_rejected, 1);
-                self.replay.warn(|| {
-                    format!(
-                        "Decryption failed for topic: {} (replayed or stale message)",
-                        escape_for_log(topic)
-                    )
-                });
+                self.drop_counted(&self.stats.replays_rejected, &self.replay, topic, |t| {
+                    format!("Decryption failed for topic: {t} (replayed or stale message)")
+                })
             }
             Error::NoKey => {
-                Stats::add(&self.stats.decrypt_failures, 1);
+                Stats::add(failures, 1);
                 if !self.no_key_warned.swap(true, Ordering::Relaxed) {
                     log::warn!(
                         target: LOG_TARGET,
@@ -207,28 +204,17 @@ impl Monitor {
                     );
                 }
             }
-            Error::NoSession(sender) => {
-                Stats::add(&self.stats.decrypt_failures, 1);
-                self.no_session.warn(|| {
-                    format!(
-                        "Decryption failed for topic: {} (no session with {:?} yet: it \
-                         sealed this under a DH key it has not handed to this node, as no \
-                         key exchange between them has completed)",
-                        escape_for_log(topic),
-                        escape_for_log(sender)
-                    )
-                });
-            }
-            _ => {
-                Stats::add(&self.stats.decrypt_failures, 1);
-                self.decrypt_failed.warn(|| {
-                    format!(
-                        "Decryption failed for topic: {} ({})",
-                        escape_for_log(topic),
-                        likely_cause(wire)
-                    )
-                });
-            }
+            Error::NoSession(sender) => self.drop_counted(failures, &self.no_session, topic, |t| {
+                format!(
+                    "Decryption failed for topic: {t} (no session with {:?} yet: it sealed \
+                     this under a DH key it has not handed to this node, as no key exchange \
+                     between them has completed)",
+                    escape_for_log(sender)
+                )
+            }),
+            _ => self.drop_counted(failures, &self.decrypt_failed, topic, |t| {
+                format!("Decryption failed for topic: {t} ({})", likely_cause(wire))
+            }),
         }
     }
 
@@ -237,9 +223,8 @@ impl Monitor {
     /// it happens, not at start-up, so a node that enters DH mode before sending anything
     /// (the guide's manual exchange) is never told its traffic is unencrypted.
     pub fn check_plaintext(&self, topic: &str, msg: &[u8]) {
-        if msg.get(1) == Some(&(Mode::Plain as u8))
-            && !self.plaintext_warned.swap(true, Ordering::Relaxed)
-        {
+        let plain = Header::parse(msg).is_ok_and(|(h, _)| h.mode == Mode::Plain);
+        if plain && !self.plaintext_warned.swap(true, Ordering::Relaxed) {
             log::warn!(
                 target: LOG_TARGET,
                 "No PSK configured: traffic of node {} (here on topic {}) is NOT encrypted or \
@@ -253,30 +238,38 @@ impl Monitor {
 
     /// Count and report an authentic message whose payload could not be decoded.
     pub fn undecodable(&self, topic: &str, why: &str) {
-        Stats::add(&self.stats.decode_errors, 1);
-        self.decode.warn(|| {
+        self.drop_counted(&self.stats.decode_errors, &self.decode, topic, |t| {
             format!(
-                "Undecodable payload dropped for topic: {}: {}",
-                escape_for_log(topic),
+                "Undecodable payload dropped for topic: {t}: {}",
                 escape_for_log(why)
             )
         });
     }
-}
 
-impl Monitor {
     /// Count and report a bug of ours caught while a message was handled (a panic on the
     /// callback thread): that message is dropped, the next ones are handled as usual.
     pub fn internal_error(&self, topic: &str, what: &str) {
-        Stats::add(&self.stats.internal_errors, 1);
-        self.internal.warn(|| {
+        self.drop_counted(&self.stats.internal_errors, &self.internal, topic, |t| {
             format!(
                 "Internal error (a bug in evospikenet) while handling a message for topic \
-                 {}, which was dropped: {}",
-                escape_for_log(topic),
+                 {t}, which was dropped: {}",
                 escape_for_log(what)
             )
         });
+    }
+
+    /// Count a message dropped on `topic` in `counter`, and warn through `limit`:
+    /// `message` gets the topic escaped for the log, and runs only when a warning is due
+    /// (a flood costs no formatting or parsing).
+    fn drop_counted(
+        &self,
+        counter: &AtomicU64,
+        limit: &RateLimitedWarning,
+        topic: &str,
+        message: impl FnOnce(&str) -> String,
+    ) {
+        Stats::add(counter, 1);
+        limit.warn(|| message(&escape_for_log(topic)));
     }
 }
 
@@ -365,6 +358,32 @@ mod tests {
             .collect();
         assert_eq!(fields, Stats::NAMES);
         assert_eq!(Stats::default().snapshot().len(), Stats::NAMES.len());
+    }
+
+    #[test]
+    fn only_a_plaintext_header_is_warned_about() {
+        let header = |mode| {
+            let mut msg = Vec::new();
+            Header {
+                mode,
+                kind: crate::crypto::envelope::Kind::Publish,
+                key_id: crate::crypto::keys::KeyId([0; 4]),
+                sender: "node-1",
+                session_id: [0; 16],
+                session_start_ms: 0,
+                time_offset_ms: 0,
+                counter: 0,
+            }
+            .write(&mut msg);
+            msg
+        };
+        let m = Monitor::for_node("node-1");
+        m.check_plaintext("t", &header(Mode::Psk));
+        // A buffer whose second byte reads "plaintext" but that is no header.
+        m.check_plaintext("t", &[0, Mode::Plain as u8, 0]);
+        assert!(!m.plaintext_warned.load(Ordering::Relaxed));
+        m.check_plaintext("t", &header(Mode::Plain));
+        assert!(m.plaintext_warned.load(Ordering::Relaxed));
     }
 
     #[test]

@@ -19,7 +19,7 @@ use parking_lot::{Mutex, MutexGuard};
 use crate::crypto::envelope::Kind;
 use crate::crypto::session::Sender;
 use crate::error::{Error, Result};
-use crate::monitor::{escape_for_log, Stats, LOG_TARGET};
+use crate::monitor::{escape_for_log, Monitor, Stats, LOG_TARGET};
 use crate::transport::Transport;
 
 /// At most this many publications are held.
@@ -29,6 +29,7 @@ pub const MAX_HELD_BYTES: usize = 64 << 20;
 
 struct Held {
     key: String,
+    topic: String,
     format: u8,
     payload: Vec<u8>,
 }
@@ -73,13 +74,7 @@ impl Outbox {
 
     /// Forget the awaited peers that are `confirmed`; once none is left, seal and send
     /// every held publication in order. Returns how many were sent.
-    pub fn confirm(
-        &self,
-        confirmed: impl Fn(&str) -> bool,
-        sender: &Sender,
-        transport: &Transport,
-        stats: &Stats,
-    ) -> usize {
+    pub fn confirm(&self, confirmed: impl Fn(&str) -> bool, outlet: &Outlet) -> usize {
         let mut s = self.state.lock();
         s.awaiting.retain(|p| !confirmed(p));
         if !s.awaiting.is_empty() {
@@ -88,26 +83,12 @@ impl Outbox {
         let mut sent = 0;
         while let Some(h) = s.held.pop_front() {
             s.bytes -= h.payload.len();
-            let sealed = sender.seal(
-                Kind::Publish,
-                &h.key,
-                b"",
-                h.format,
-                h.payload.len(),
-                |buf| {
-                    buf.extend_from_slice(&h.payload);
-                    Ok(())
-                },
-            );
-            match sealed.and_then(|(msg, _, _)| {
-                let len = msg.len() as u64;
-                transport.put(&h.key, msg).map(|()| len)
-            }) {
-                Ok(len) => {
-                    Stats::add(&stats.published, 1);
-                    Stats::add(&stats.bytes_sent, len);
-                    sent += 1;
-                }
+            let put = outlet.seal_and_put(&h.key, &h.topic, h.format, h.payload.len(), |buf| {
+                buf.extend_from_slice(&h.payload);
+                Ok(())
+            });
+            match put {
+                Ok(()) => sent += 1,
                 Err(e) => log::warn!(
                     target: LOG_TARGET,
                     "A held publication for {} could not be sent: {e}",
@@ -142,8 +123,9 @@ impl Turn<'_> {
         !self.0.awaiting.is_empty() || !self.0.held.is_empty()
     }
 
-    /// Hold a publication of `payload` on `key` until the awaited peers confirm.
-    pub fn hold(&mut self, key: &str, format: u8, payload: Vec<u8>) -> Result<()> {
+    /// Hold a publication of `payload` on `key` (user topic `topic`) until the awaited
+    /// peers confirm.
+    pub fn hold(&mut self, key: &str, topic: &str, format: u8, payload: Vec<u8>) -> Result<()> {
         let s = &mut *self.0;
         if s.held.len() >= MAX_HELD || s.bytes + payload.len() > MAX_HELD_BYTES {
             return Err(Error::KeyExchange(format!(
@@ -159,9 +141,42 @@ impl Turn<'_> {
         s.bytes += payload.len();
         s.held.push_back(Held {
             key: key.to_owned(),
+            topic: topic.to_owned(),
             format,
             payload,
         });
+        Ok(())
+    }
+}
+
+/// Where publications leave: sealed by `sender`, put on `transport`, counted (and
+/// checked for plaintext) by `monitor`.
+pub struct Outlet<'a> {
+    pub sender: &'a Sender,
+    pub transport: &'a Transport,
+    pub monitor: &'a Monitor,
+}
+
+impl Outlet<'_> {
+    /// Seal one publication on `key` (user topic `topic`, for the warnings) with the
+    /// payload `write` appends, put it, and count it. Called under the outbox's turn, so
+    /// publications leave in counter order.
+    pub fn seal_and_put(
+        &self,
+        key: &str,
+        topic: &str,
+        format: u8,
+        size_hint: usize,
+        write: impl FnOnce(&mut Vec<u8>) -> Result<()>,
+    ) -> Result<()> {
+        let (msg, _, _) = self
+            .sender
+            .seal(Kind::Publish, key, b"", format, size_hint, write)?;
+        self.monitor.check_plaintext(topic, &msg);
+        let len = msg.len() as u64;
+        self.transport.put(key, msg)?;
+        Stats::add(&self.monitor.stats.published, 1);
+        Stats::add(&self.monitor.stats.bytes_sent, len);
         Ok(())
     }
 }
@@ -191,9 +206,12 @@ mod tests {
         let mut turn = out.turn();
         assert!(turn.must_hold());
         for _ in 0..MAX_HELD {
-            turn.hold("ns/t", 1, vec![0; 4]).unwrap();
+            turn.hold("ns/t", "t", 1, vec![0; 4]).unwrap();
         }
-        let err = turn.hold("ns/t", 1, vec![0; 4]).unwrap_err().to_string();
+        let err = turn
+            .hold("ns/t", "t", 1, vec![0; 4])
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("\"node-2\"") && err.contains("wait_for_session"),
             "{err}"
@@ -209,7 +227,7 @@ mod tests {
         let out = Outbox::default();
         out.await_peer("p");
         let mut turn = out.turn();
-        turn.hold("k", 1, vec![0; MAX_HELD_BYTES]).unwrap();
-        assert!(turn.hold("k", 1, vec![0; 1]).is_err());
+        turn.hold("k", "k", 1, vec![0; MAX_HELD_BYTES]).unwrap();
+        assert!(turn.hold("k", "k", 1, vec![0; 1]).is_err());
     }
 }

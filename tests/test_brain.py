@@ -402,3 +402,15 @@ def test_brain_communicator_publishes_and_subscribes_spikes(psk, caplog):
     finally:
         pfc.close()
         motor.close()
+
+
+def test_a_with_block_closes_the_brain_communicator_through_its_own_close(psk):
+    """``with`` calls the object's own ``close()``: the brain communicator's also stops
+    its heartbeat thread."""
+    cfg = ZenohConfig(listen=[LOOPBACK_ANY_PORT], psk=psk)
+    with ZenohBrainCommunicator("pfc-0", cfg, module_type="pfc") as comm:
+        comm.announce(interval=0.05)
+        beat = comm._heartbeat
+        assert beat.is_alive()
+    assert comm.closed
+    assert comm._stop.is_set() and not beat.is_alive()

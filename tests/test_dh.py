@@ -115,6 +115,23 @@ GUIDE_DH = textwrap.dedent(
 )
 
 
+def lines_in_any_order(proc: Proc, *prefixes: str, timeout: float = 60.0) -> dict[str, str]:
+    """The first stdout line starting with each of ``prefixes``, whatever their order;
+    fails the test when one does not come within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    found: dict[str, str] = {}
+    while len(found) < len(prefixes):
+        line = proc.read_line("", max(deadline - time.monotonic(), 0.0))
+        if line is None:
+            missing = [p for p in prefixes if p not in found]
+            proc.kill()
+            pytest.fail(f"no line starting with {missing} within {timeout} s\n{proc.output}")
+        for prefix in prefixes:
+            if line.startswith(prefix) and prefix not in found:
+                found[prefix] = line
+    return found
+
+
 @pytest.mark.system
 def test_guide_dh_snippet_between_two_processes(tmp_path):
     """The guide's DH flow as written, with ZenohConfig() (no PSK, no endpoints): each
@@ -136,8 +153,13 @@ def test_guide_dh_snippet_between_two_processes(tmp_path):
             assert all(len(k) == 64 for k in keys.values())
             for me, other in pairs:
                 procs[me].write(keys[other] + "\n")
-            peer_fp = {me: p.wait_for_line("Peer fingerprint: ") for me, p in procs.items()}
-            received = {me: p.wait_for_line("RECEIVED ") for me, p in procs.items()}
+            # Printed by two threads: the peer's message may come first.
+            lines = {
+                me: lines_in_any_order(p, "Peer fingerprint: ", "RECEIVED ")
+                for me, p in procs.items()
+            }
+            peer_fp = {me: got["Peer fingerprint: "] for me, got in lines.items()}
+            received = {me: got["RECEIVED "] for me, got in lines.items()}
             close_inputs_and_expect_success(procs.values())
     # Both screens show the same fingerprints: what users compare to rule out a MITM.
     assert fp["node-1"] in peer_fp["node-2"] and fp["node-2"] in peer_fp["node-1"]

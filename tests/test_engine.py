@@ -31,7 +31,7 @@ from evospikenet.brain import (
 )
 from evospikenet.brain.record import Record
 from evospikenet.zenoh_comm import ZenohCommunicator, ZenohConfig
-from support.comm import LOOPBACK_ANY_PORT, new_psk, run_each_in_thread
+from support.comm import LOOPBACK_ANY_PORT, RawZenoh, new_psk, run_each_in_thread, wait_until
 from support.procs import Proc
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "networks"
@@ -427,6 +427,54 @@ def test_a_timeout_names_the_peer_that_left_the_mesh(psk):
     message = str(raised.value)
     assert "left the mesh" in message and "'b'" in message, message
     assert "'c' (regions c) left" not in message, message
+
+
+def test_forged_liveliness_tokens_change_no_spike_only_a_timeout_message(psk):
+    """The liveliness tokens ``brain/alive/{node}`` are not authenticated: any Zenoh
+    participant can declare one under any id. A raw participant (no key) declares them
+    under every node id of the mesh and under one that is in no run: nodes a and b
+    still compute exactly the single-process run's spikes. Tokens are read only to word
+    a timeout: with a forged token under c, whose exchange is gone, d still times out
+    on c, and only the message no longer says that c left the mesh."""
+    pytest.importorskip("zenoh", reason="eclipse-zenoh is a test dependency (pip install .[test])")
+    net = mixed_network(100)
+    steps = 60
+    ref = simulate(net, steps)
+    with contextlib.ExitStack() as cleanup:
+        comms = open_mesh(cleanup, ["a", "b", "c", "d"], psk)
+        raw = RawZenoh([c.locators[0] for c in comms])
+        cleanup.callback(raw.close)
+        wait_until(
+            lambda: len(list(raw.session.info.peers_zid())) == len(comms),
+            what="the raw participant to link to every node",
+        )
+        for forged in ("a", "b", "c", "d", "ghost"):
+            token = raw.session.liveliness().declare_token(f"evospikenet/brain/alive/{forged}")
+            raw.declared.append(token)
+
+        runners = comms[:2]
+        assignment = assign_regions(net, [c.node_id for c in runners])
+        nodes = {c.node_id: BrainNode(net, c, assignment, timeout=30) for c in runners}
+        for node in nodes.values():
+            cleanup.callback(node.close)
+        results = run_each_in_thread(runners, lambda c: nodes[c.node_id].run(steps), timeout=120)
+        merged, _ = merged_runs(runners, results)
+        assert raster_digest(merged) == raster_digest(ref)
+        assert all(c.stats()["decrypt_failures"] == 0 for c in runners)
+        for node in nodes.values():
+            node.close()
+
+        # c answers the start barrier, then its exchange goes (its own token with it).
+        assignment = {"a": "d", "b": "c", "c": "c"}
+        gone = BrainNode(net, comms[2], assignment, timeout=2)
+        cleanup.callback(gone.close)
+        gone._run = gone.describe_run(10)
+        gone._engine.close_exchange()
+        waiting = BrainNode(net, comms[3], assignment, timeout=2)
+        cleanup.callback(waiting.close)
+        with pytest.raises(TimeoutError, match=r"from node 'c' \(regions b, c\) within 2 s") as e:
+            waiting.run(10)
+    assert "left the mesh" not in str(e.value)
 
 
 @pytest.mark.system

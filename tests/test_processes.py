@@ -6,6 +6,7 @@ import queue
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 from evospikenet.zenoh_comm import ZenohCommunicator, ZenohConfig
@@ -80,6 +81,17 @@ GUIDE = textwrap.dedent(
 )
 
 
+def _expect_each_hears_the_other(procs: dict[str, Proc]) -> None:
+    for me, other in (("node-1", "node-2"), ("node-2", "node-1")):
+        line = f"{{'data': 'secret', 'from': '{other}'}}"
+        if procs[me].read_line(line) is None:
+            pytest.fail(
+                f"{me} never received {other}'s messages\n"
+                + "\n".join(f"== {n}\n{p.output}" for n, p in procs.items())
+            )
+    close_inputs_and_expect_success(procs.values())
+
+
 def test_guide_snippet_two_processes_default_config(tmp_path, psk):
     """The published snippet: no endpoints, two processes on one machine find each other
     over the loopback rendezvous (no multicast)."""
@@ -92,14 +104,48 @@ def test_guide_snippet_two_processes_default_config(tmp_path, psk):
             for me in ("node-1", "node-2")
         }
         with running(*procs.values()):
-            for me, other in (("node-1", "node-2"), ("node-2", "node-1")):
-                line = f"{{'data': 'secret', 'from': '{other}'}}"
-                if procs[me].read_line(line) is None:
-                    pytest.fail(
-                        f"{me} never received {other}'s messages\n"
-                        + "\n".join(f"== {n}\n{p.output}" for n, p in procs.items())
-                    )
-            close_inputs_and_expect_success(procs.values())
+            _expect_each_hears_the_other(procs)
+
+
+# Holds the rendezvous port without listening on it, until its stdin closes.
+HOLD_RENDEZVOUS = textwrap.dedent(
+    """
+    import socket, sys
+    s = socket.socket()
+    s.bind(("127.0.0.1", 7447))
+    print("held", flush=True)
+    sys.stdin.read()
+    """
+)
+
+
+def test_nodes_refused_the_rendezvous_together_still_meet(tmp_path, psk):
+    """Two nodes whose listens on the rendezvous port are both refused, with nobody
+    listening there (what two nodes listening at the same instant can get from the
+    kernel; here the port is held by a socket that never listens). Neither may take the
+    refusal for another node's ownership and only connect: once the port is free, one
+    of them owns it and they meet."""
+    script = tmp_path / "guide.py"
+    script.write_text(
+        GUIDE.replace("config = ZenohConfig", 'print("opening", flush=True)\nconfig = ZenohConfig')
+    )
+    env = {**os.environ, "EVOSPIKENET_PSK": psk}
+    with private_loopback() as netns:
+        holder = Proc([*netns, sys.executable, "-c", HOLD_RENDEZVOUS], stdin=subprocess.PIPE)
+        with running(holder):
+            holder.wait_for_line("held", timeout=30)
+            procs = {
+                me: Proc([*netns, sys.executable, str(script), me], env=env, stdin=subprocess.PIPE)
+                for me in ("node-1", "node-2")
+            }
+            with running(*procs.values()):
+                for p in procs.values():
+                    p.wait_for_line("opening", timeout=60)
+                # Both have been refused by now (a refused listen returns at once), and
+                # keep trying for seconds more: free the port.
+                time.sleep(1.0)
+                close_inputs_and_expect_success([holder])
+                _expect_each_hears_the_other(procs)
 
 
 @pytest.mark.parametrize("close", [True, False])

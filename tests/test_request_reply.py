@@ -1,5 +1,6 @@
 """Encrypted query/reply."""
 
+import logging
 import time
 
 import numpy as np
@@ -141,3 +142,24 @@ def test_a_request_reaches_its_whole_responder_set_and_cannot_be_replayed_to_it(
         what="the replays to be refused by both services",
     )
     assert all(c.count(data) == 1 for c in calls.values()), calls
+
+
+@pytest.mark.parametrize("keyed", [False, True], ids=["plaintext", "psk"])
+def test_request_reply_under_a_namespace_of_several_chunks(mesh, caplog, keyed):
+    """A namespace with '/' in it: requests and replies work end to end, and the reply's
+    plaintext warning names the user topic (not the namespace's tail and the topic)."""
+    caplog.set_level(logging.WARNING, logger="evospikenet.zenoh_comm")
+    psk = new_psk() if keyed else None
+    server = mesh.node("server", psk, namespace="lab/brain-a")
+    client = mesh.node("client", psk, namespace="lab/brain-a")
+    server.serve("rpc/add", lambda d: {"sum": d["a"] + d["b"]})
+    assert request_until_served(client, "rpc/add", {"a": 2, "b": 40}) == {"sum": 42}
+    warned = [
+        r.getMessage()
+        for r in caplog.records
+        if "NOT encrypted" in r.getMessage() and "node server" in r.getMessage()
+    ]
+    if keyed:
+        assert warned == []
+    else:
+        assert len(warned) == 1 and "(here on topic rpc/add)" in warned[0], warned

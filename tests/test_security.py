@@ -109,6 +109,21 @@ def test_wrong_psk_is_dropped(wire, mesh, caplog):
     publish_until(wire.b, "secure/t", {"msg": "still fine"}, lambda: len(wire.got) > n)
 
 
+def test_drops_are_reported_under_the_sender_id_the_header_claims(wire, caplog):
+    """Sender ids are not authenticated in PSK mode: the header names any id it likes.
+    A message forged without the PSK under the id of a node that never sent anything
+    is reported under that claimed id, in the drop warning and in ``sender_stats()``
+    (what ``evospikenet audit`` and ``monitor`` print): a suspect, not a proof."""
+    claimed = "innocent-node"
+    n = wire.captured[7]  # header: magic, mode, kind, key id [4], sender length, sender
+    forged = wire.captured[:7] + bytes([len(claimed)]) + claimed.encode() + wire.captured[8 + n :]
+    drop_is_reported(wire, caplog, "decrypt_failures", inject(wire, forged))
+    warned = [r.getMessage() for r in caplog.records if "Decryption failed" in r.getMessage()]
+    assert any(f'sealed under a PSK by "{claimed}"' in m for m in warned), warned
+    rows = [r for r in wire.a.sender_stats() if r["sender"] == claimed]
+    assert [(r["topic"], r["received"], r["undecryptable"]) for r in rows] == [("secure/t", 0, 1)]
+
+
 def test_plaintext_node_and_encrypted_node_do_not_mix(mesh, caplog):
     caplog.set_level(logging.WARNING, logger=LOGGER)
     keyed = mesh.node("keyed", new_psk())

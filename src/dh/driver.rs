@@ -31,7 +31,7 @@ use crate::dh::message::PublicKey;
 use crate::dh::timers::{Now, SWITCH_TIMEOUT_MS};
 use crate::error::{Error, Result};
 use crate::monitor::{Monitor, RateLimitedWarning, Stats, LOG_TARGET};
-use crate::outbox::Outbox;
+use crate::outbox::{Outbox, Outlet};
 use crate::transport::Transport;
 
 /// A new sender key well before `session::BYTES_PER_SESSION` forces one.
@@ -585,12 +585,12 @@ impl Io {
         drop(v);
         changed.notify_all();
         if self.outbox.is_awaiting() {
-            let sent = self.outbox.confirm(
-                |peer| m.established(peer),
-                &self.sender,
-                &self.transport,
-                &self.monitor.stats,
-            );
+            let outlet = Outlet {
+                sender: &self.sender,
+                transport: &self.transport,
+                monitor: &self.monitor,
+            };
+            let sent = self.outbox.confirm(|peer| m.established(peer), &outlet);
             if sent > 0 {
                 log::debug!(
                     target: LOG_TARGET,

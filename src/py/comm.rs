@@ -11,22 +11,21 @@ use crossbeam_channel::{bounded, TrySendError};
 use parking_lot::{Mutex, RwLock};
 use pyo3::prelude::*;
 use pyo3::pyclass::PyClass;
-use pyo3::types::{PyDict, PyList, PyTuple};
+use pyo3::types::{PyDict, PyList};
 
 use crate::codec::Format;
 use crate::comm::{Communicator, Declaration, Declared, Message};
-use crate::compress::Compression;
 use crate::config::Config;
-use crate::crypto::handshake::{parse_public_key, parse_public_key_hex};
 use crate::crypto::random_bytes;
 use crate::error::Result;
 use crate::monitor::{escape_for_log, RateLimitedWarning, Stats};
-use crate::py::codec;
+use crate::py::args::{check_callable, compression_arg, public_key_arg, timeout_arg};
+use crate::py::codec::{self, Encoded};
 use crate::py::config::parse_psk;
 use crate::py::config::PyZenohConfig;
 use crate::py::dispatch::{CallbackTarget, Dispatcher, Job, JobQueue, ServeTarget};
 use crate::py::errors::{self, invalid_type, invalid_value};
-use crate::py::handle::{PyHandle, PyMessageQueue, PyService, PySubscription};
+use crate::py::handle::{PyClosedByWith, PyHandle, PyMessageQueue, PyService, PySubscription};
 use crate::py::metrics;
 use crate::py::shutting_down;
 
@@ -61,6 +60,7 @@ use crate::py::shutting_down;
 #[pyclass(
     name = "ZenohCommunicator",
     module = "evospikenet.zenoh_comm",
+    extends = PyClosedByWith,
     subclass
 )]
 pub struct PyZenohCommunicator {
@@ -78,47 +78,6 @@ fn generated_node_id() -> String {
     let mut b = [0u8; 4];
     random_bytes(&mut b);
     format!("node-{}", hex::encode(b))
-}
-
-fn check_callable(py: Python<'_>, f: &Py<PyAny>, name: &str) -> PyResult<()> {
-    if f.bind(py).is_callable() {
-        Ok(())
-    } else {
-        Err(invalid_type(format!("{name} must be callable")))
-    }
-}
-
-/// `publish(compress=...)`: `None` the configuration's default, `True` that default or
-/// zstd, `False` none, or an algorithm's name.
-fn compression_arg(
-    arg: Option<&Bound<'_, PyAny>>,
-    default: Option<Compression>,
-) -> PyResult<Option<Compression>> {
-    let Some(arg) = arg.filter(|a| !a.is_none()) else {
-        return Ok(default);
-    };
-    if let Ok(on) = arg.extract::<bool>() {
-        return Ok(on.then(|| default.unwrap_or(Compression::DEFAULT)));
-    }
-    if let Ok(name) = arg.extract::<String>() {
-        return name
-            .parse::<Compression>()
-            .map(Some)
-            .map_err(|e| invalid_value(format!("compress: {e}")));
-    }
-    Err(invalid_type(
-        "compress must be None, True, False, \"zstd\" or \"lz4\"",
-    ))
-}
-
-pub(crate) fn timeout_arg(name: &str, t: Option<f64>) -> PyResult<Option<Duration>> {
-    match t {
-        None => Ok(None),
-        Some(s) if s.is_finite() && s >= 0.0 => Ok(Some(Duration::from_secs_f64(s))),
-        Some(_) => Err(invalid_value(format!(
-            "{name} must be a non-negative number of seconds or None"
-        ))),
-    }
 }
 
 impl PyZenohCommunicator {
@@ -157,6 +116,17 @@ impl PyZenohCommunicator {
         PyHandle::create(py, class, topic, declared, Some(active), false)
     }
 
+    /// The open communicator, and `data` encoded as `serialize` names.
+    fn outgoing(
+        &self,
+        data: &Bound<'_, PyAny>,
+        serialize: &str,
+    ) -> PyResult<(Arc<Communicator>, Format, Encoded)> {
+        let format = Format::from_name(serialize)?;
+        let comm = self.comm()?;
+        Ok((comm, format, codec::encode(data, format)?))
+    }
+
     fn close_inner(&self, py: Python<'_>) -> PyResult<()> {
         // The metrics server first, so no scrape reads a half-closed communicator; its
         // failure to stop is reported after the session is closed all the same.
@@ -183,7 +153,7 @@ impl PyZenohCommunicator {
         py: Python<'_>,
         node_id: Option<&Bound<'_, PyAny>>,
         config: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Self> {
+    ) -> PyResult<(Self, PyClosedByWith)> {
         // Both documented forms: (node_id, config) and (config).
         let (node_id, config) = match node_id {
             Some(obj) if obj.is_instance_of::<PyZenohConfig>() => {
@@ -235,14 +205,15 @@ impl PyZenohCommunicator {
             None => None,
         };
         let dispatcher = Dispatcher::start(&node_id, comm.monitor().clone());
-        Ok(PyZenohCommunicator {
+        let this = PyZenohCommunicator {
             node_id,
             namespace: config.namespace.clone(),
             comm: RwLock::new(Some(comm)),
             dispatcher: Mutex::new(Some(dispatcher)),
             last_stats: Mutex::new(None),
             metrics_server: Mutex::new(metrics_server),
-        })
+        };
+        Ok((this, PyClosedByWith))
     }
 
     /// This node's id, the sender id its messages carry.
@@ -328,17 +299,14 @@ impl PyZenohCommunicator {
     #[pyo3(signature = (topic, data, serialize = "json", compress = None))]
     fn publish(
         &self,
-        py: Python<'_>,
         topic: &str,
         data: &Bound<'_, PyAny>,
         serialize: &str,
         compress: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
-        let format = Format::from_name(serialize)?;
-        let comm = self.comm()?;
+        let (comm, format, encoded) = self.outgoing(data, serialize)?;
         let compression = compression_arg(compress, comm.default_compression())?;
-        let encoded = codec::encode(data, format)?;
-        crate::py::detach(py, || {
+        crate::py::detach(data.py(), || {
             comm.publish_compressed_with(topic, format, compression, encoded.len(), |buf| {
                 encoded.write_to(buf);
                 Ok(())
@@ -427,16 +395,14 @@ impl PyZenohCommunicator {
     #[pyo3(signature = (topic, data, serialize = "json", timeout = 5.0))]
     fn request(
         &self,
-        py: Python<'_>,
         topic: &str,
         data: &Bound<'_, PyAny>,
         serialize: &str,
         timeout: f64,
     ) -> PyResult<Py<PyAny>> {
-        let format = Format::from_name(serialize)?;
         let timeout = timeout_arg("timeout", Some(timeout))?.expect("given");
-        let comm = self.comm()?;
-        let encoded = codec::encode(data, format)?;
+        let (comm, format, encoded) = self.outgoing(data, serialize)?;
+        let py = data.py();
         let reply = crate::py::detach(py, || {
             comm.request_with(
                 topic,
@@ -529,16 +495,7 @@ impl PyZenohCommunicator {
     ) -> PyResult<()> {
         let comm = self.comm()?;
         let km = comm.key_manager();
-        let parsed = if let Ok(text) = peer_public_key.extract::<String>() {
-            parse_public_key_hex(&text)
-        } else if let Ok(raw) = peer_public_key.extract::<Vec<u8>>() {
-            parse_public_key(&raw)
-        } else {
-            return Err(invalid_type(
-                "peer_public_key must be bytes (32) or a hex string (64 digits)",
-            ));
-        };
-        let key = parsed.map_err(|e| km.fail(e.to_string()))?;
+        let key = public_key_arg(peer_public_key)?.map_err(|e| km.fail(e.to_string()))?;
         crate::py::detach(py, || km.complete(&key, peer_id))?;
         Ok(())
     }
@@ -659,16 +616,6 @@ impl PyZenohCommunicator {
             *self.last_stats.lock() = Some(c.stats().snapshot());
         }
         self.close_inner(py)
-    }
-
-    fn __enter__(slf: Py<Self>) -> Py<Self> {
-        slf
-    }
-
-    #[pyo3(signature = (*_exc))]
-    fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, PyTuple>) -> PyResult<bool> {
-        self.close(py)?;
-        Ok(false)
     }
 
     fn __repr__(&self) -> String {

@@ -1,7 +1,8 @@
 //! The handles that `subscribe`, `serve` and `subscribe_queue` return. One base class,
 //! `Handle`, owns the declaration (any `comm::Handle`) and gives all three the same
-//! `topic`, `active`, `undeclare()`, `close()` and context-manager protocol; the
-//! subclasses add only what differs.
+//! `topic`, `active`, `undeclare()` and `close()`; the subclasses add only what differs.
+//! The context-manager protocol comes from `_ClosedByWith`, the base class of `Handle`
+//! and of `ZenohCommunicator`: `with` calls the object's own `close()`.
 //!
 //! The `///` comments on what Python sees are its docstrings (`help()`), kept equal to
 //! the stub's (`_native.pyi`) by `tests/test_docstrings.py`.
@@ -11,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::pyclass::PyClass;
 use pyo3::types::PyTuple;
@@ -21,6 +23,29 @@ use crate::py::{codec, errors, shutting_down};
 /// Blocking waits are cut in slices this long, so Ctrl-C is seen between them.
 const WAIT_SLICE: Duration = Duration::from_millis(100);
 
+/// What a ``with`` block closes: the base class of the communicator and of the handles.
+/// ``__exit__`` calls the object's own ``close()`` and never suppresses the exception.
+#[pyclass(
+    name = "_ClosedByWith",
+    module = "evospikenet.zenoh_comm",
+    subclass,
+    frozen
+)]
+pub struct PyClosedByWith;
+
+#[pymethods]
+impl PyClosedByWith {
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_exc))]
+    fn __exit__(slf: &Bound<'_, Self>, _exc: &Bound<'_, PyTuple>) -> PyResult<bool> {
+        slf.call_method0(intern!(slf.py(), "close"))?;
+        Ok(false)
+    }
+}
+
 /// A declaration on the Zenoh session: the base class of :class:`Subscription`,
 /// :class:`Service` and :class:`MessageQueue`.
 ///
@@ -28,7 +53,13 @@ const WAIT_SLICE: Duration = Duration::from_millis(100);
 /// until its communicator closes; both are idempotent, and a closed handle never
 /// raises. Dropping a :class:`Subscription` or :class:`Service` keeps it running (the
 /// communicator holds it); dropping a :class:`MessageQueue` stops it.
-#[pyclass(name = "Handle", module = "evospikenet.zenoh_comm", subclass, frozen)]
+#[pyclass(
+    name = "Handle",
+    module = "evospikenet.zenoh_comm",
+    extends = PyClosedByWith,
+    subclass,
+    frozen
+)]
 pub struct PyHandle {
     topic: String,
     declared: Arc<dyn Handle>,
@@ -57,7 +88,10 @@ impl PyHandle {
             delivering,
             undeclare_on_drop,
         };
-        Py::new(py, PyClassInitializer::from(base).add_subclass(subclass))
+        let init = PyClassInitializer::from(PyClosedByWith)
+            .add_subclass(base)
+            .add_subclass(subclass);
+        Py::new(py, init)
     }
 }
 
@@ -87,16 +121,6 @@ impl PyHandle {
     /// Same as :meth:`undeclare`.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
         self.undeclare(py)
-    }
-
-    fn __enter__(slf: Py<Self>) -> Py<Self> {
-        slf
-    }
-
-    #[pyo3(signature = (*_exc))]
-    fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, PyTuple>) -> PyResult<bool> {
-        self.undeclare(py)?;
-        Ok(false)
     }
 
     fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
@@ -206,7 +230,7 @@ impl PyMessageQueue {
     #[pyo3(signature = (block = true, timeout = None))]
     fn get(slf: &Bound<'_, Self>, block: bool, timeout: Option<f64>) -> PyResult<Py<PyAny>> {
         let timeout = if block {
-            crate::py::comm::timeout_arg("timeout", timeout)?
+            crate::py::args::timeout_arg("timeout", timeout)?
         } else {
             Some(Duration::ZERO)
         };

@@ -1,5 +1,6 @@
 //! The PyO3 binding layer: argument checking, GIL release, conversion. No logic of its own.
 
+mod args;
 mod build_info;
 mod codec;
 mod comm;
