@@ -61,7 +61,7 @@ impl Weight for f32 {
     }
 }
 
-/// How many spikes ahead [`Synapses::touch_ahead`] loads rows.
+/// How many spikes ahead [`Synapses::prefetch_ahead`] asks for rows.
 const AHEAD: usize = 8;
 
 /// Rows below this are built serially: a parallel build gains nothing on small ones.
@@ -108,26 +108,22 @@ impl Synapses {
         }
     }
 
-    /// Loads the first entries of the rows of `spikes[j + AHEAD]` (and the `indptr`
-    /// entry of `spikes[j + 2 * AHEAD]`) into a value the caller keeps: plain loads, so
-    /// the cache misses of coming rows overlap the adds of this one (a prefetch without
-    /// `unsafe`). Rows of sorted spikes are far apart in memory; without this every row
-    /// waits for its own misses in turn.
+    /// Hints the cache lines of the row of `spikes[j + AHEAD]` (and the `indptr` entry
+    /// of `spikes[j + 2 * AHEAD]`) for loading, so the cache misses of coming rows
+    /// overlap the adds of this one. Rows of sorted spikes are far apart in memory;
+    /// without this every row waits for its own misses in turn.
     #[inline(always)]
-    fn touch_ahead<W: Copy + Into<f32>>(&self, spikes: &[u32], j: usize, w: &[W]) -> f32 {
-        let mut sink = 0.0f32;
+    fn prefetch_ahead<W>(&self, spikes: &[u32], j: usize, w: &[W]) {
         if let Some(&a) = spikes.get(j + AHEAD) {
-            let (lo, _) = self.row(a as usize);
-            if let (Some(&c), Some(&x)) = (self.indices.get(lo), w.get(lo)) {
-                sink += c as f32 + x.into();
-            }
+            let (lo, hi) = self.row(a as usize);
+            crate::cpu::prefetch_slice(&self.indices[lo..hi]);
+            crate::cpu::prefetch_slice(&w[lo..hi]);
         }
         if self.fixed_row.is_none() {
             if let Some(&b) = spikes.get(j + 2 * AHEAD) {
-                sink += self.indptr[b as usize] as f32;
+                crate::cpu::prefetch(&self.indptr[b as usize]);
             }
         }
-        sink
     }
 
     /// Number of synapses.
@@ -171,25 +167,24 @@ impl Synapses {
     }
 
     /// The loop both share: rows in the order of `spikes`, each row in its order, the
-    /// next rows loaded early (`touch_ahead`).
+    /// next rows asked for early (`prefetch_ahead`).
     #[inline(always)]
-    fn propagate<W: Copy + Into<f32>, T>(
+    fn propagate<W: Copy, T>(
         &self,
         spikes: &[u32],
         w: &[W],
         target: &mut [T],
         add: impl Fn(&mut T, W),
     ) -> u64 {
-        let (mut events, mut sink) = (0, 0.0);
+        let mut events = 0;
         for (j, &s) in spikes.iter().enumerate() {
-            sink += self.touch_ahead(spikes, j, w);
+            self.prefetch_ahead(spikes, j, w);
             let (lo, hi) = self.row(s as usize);
             events += (hi - lo) as u64;
             for (&c, &x) in self.indices[lo..hi].iter().zip(&w[lo..hi]) {
                 add(&mut target[c as usize], x);
             }
         }
-        std::hint::black_box(sink);
         events
     }
 }
