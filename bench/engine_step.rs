@@ -2,11 +2,12 @@
 //! event) and steps/s, three runs after a 50-step warm-up, connectivity built outside
 //! the clock.
 //!
-//!     cargo run --release --no-default-features --example engine_step -- [NETWORK] [N] [STEPS]
+//!     cargo run --release --no-default-features --example engine_step -- [NETWORK] [N] [STEPS] [SHARDS]
 //!
 //! NETWORK is `target1` (the default: one region of N = 10^5 integer LIF neurons, 100
 //! synapses each, about 0.2% spikes per step, as in `engine_bench.py`'s target 1) or
-//! `brain` (`default_brain(N)`: three regions of N neurons).
+//! `brain` (`default_brain(N)`: three regions of N neurons). SHARDS cuts each region
+//! into that many shards (by default, as many as rayon has threads for large networks).
 use std::time::{Duration, Instant};
 
 use evospikenet::engine::spec::*;
@@ -64,13 +65,17 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let arg = |i: usize, default: usize| args.get(i).map_or(default, |s| s.parse().unwrap());
     let (n, steps) = (arg(1, 100_000), arg(2, 3000) as u64);
+    let shards = args.get(3).map(|s| s.parse::<usize>().unwrap());
     let spec = match args.first().map_or("target1", String::as_str) {
         "target1" => target1(n),
         "brain" => brain(n),
         other => panic!("unknown network {other:?}: target1 or brain"),
     };
     for _ in 0..3 {
-        let mut e = Engine::new(spec.clone(), None).unwrap();
+        let mut e = match shards {
+            Some(k) => Engine::with_shards(spec.clone(), None, k).unwrap(),
+            None => Engine::new(spec.clone(), None).unwrap(),
+        };
         e.run(50, Duration::from_secs(1), |_| true).unwrap();
         let b = e.stats();
         let t0 = Instant::now();
