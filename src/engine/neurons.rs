@@ -12,81 +12,73 @@ use crate::kernels::lif_float::{LifFloatPopulation, Propagators};
 use crate::kernels::lif_int::{LifIntParams, LifIntPopulation};
 use crate::kernels::{step_indices_into, Param};
 
-/// The neurons of one region, in the state of the model they follow.
-#[derive(Clone, Debug)]
-pub enum Neurons {
+/// How a [`State`] holds its arrays: owned by a region ([`Owned`]) or borrowed by one
+/// of its shards ([`Slices`]).
+pub trait Storage {
+    /// An array of `T`s.
+    type Array<T: Copy + std::fmt::Debug + 'static>: std::fmt::Debug;
+}
+
+/// Arrays owned: `Vec`s.
+#[derive(Debug)]
+pub struct Owned;
+
+impl Storage for Owned {
+    type Array<T: Copy + std::fmt::Debug + 'static> = Vec<T>;
+}
+
+/// Arrays borrowed for `'a`: mutable slices.
+#[derive(Debug)]
+pub struct Slices<'a>(std::marker::PhantomData<&'a ()>);
+
+impl<'a> Storage for Slices<'a> {
+    type Array<T: Copy + std::fmt::Debug + 'static> = &'a mut [T];
+}
+
+/// Neurons in the state of the model they follow, their arrays held as `S` holds them.
+#[derive(Debug)]
+pub enum State<S: Storage> {
     /// Integer LIF: `i16` potentials, `i32` input.
     LifInt {
         /// Parameters.
         p: LifIntParams,
         /// Potentials.
-        v: Vec<i16>,
+        v: S::Array<i16>,
         /// This step's input.
-        input: Vec<i32>,
+        input: S::Array<i32>,
     },
     /// Float LIF.
     LifFloat {
         /// Propagators.
         p: Propagators,
         /// Potentials (mV).
-        v: Vec<f32>,
+        v: S::Array<f32>,
         /// Synaptic currents (pA).
-        i_syn: Vec<f32>,
+        i_syn: S::Array<f32>,
         /// Remaining refractory steps.
-        refractory: Vec<i32>,
+        refractory: S::Array<i32>,
         /// This step's input.
-        input: Vec<f32>,
+        input: S::Array<f32>,
     },
     /// Izhikevich.
     Izhikevich {
         /// Parameters.
         p: IzhikevichSpec,
         /// Potentials (mV).
-        v: Vec<f32>,
+        v: S::Array<f32>,
         /// Recovery variables.
-        u: Vec<f32>,
+        u: S::Array<f32>,
         /// This step's input.
-        input: Vec<f32>,
+        input: S::Array<f32>,
     },
 }
 
+/// The neurons of one region.
+pub type Neurons = State<Owned>;
+
 /// The neurons of one range of a region (see [`Neurons::shards`]), borrowed to be
 /// stepped apart from the other ranges.
-pub enum Shard<'a> {
-    /// Integer LIF.
-    LifInt {
-        /// Parameters.
-        p: LifIntParams,
-        /// Potentials.
-        v: &'a mut [i16],
-        /// This step's input.
-        input: &'a mut [i32],
-    },
-    /// Float LIF.
-    LifFloat {
-        /// Propagators.
-        p: Propagators,
-        /// Potentials (mV).
-        v: &'a mut [f32],
-        /// Synaptic currents (pA).
-        i_syn: &'a mut [f32],
-        /// Remaining refractory steps.
-        refractory: &'a mut [i32],
-        /// This step's input.
-        input: &'a mut [f32],
-    },
-    /// Izhikevich.
-    Izhikevich {
-        /// Parameters.
-        p: IzhikevichSpec,
-        /// Potentials (mV).
-        v: &'a mut [f32],
-        /// Recovery variables.
-        u: &'a mut [f32],
-        /// This step's input.
-        input: &'a mut [f32],
-    },
-}
+pub type Shard<'a> = State<Slices<'a>>;
 
 /// `xs` cut at `bounds` (from 0 to `xs.len()`, increasing).
 pub(super) fn cut<'a, T>(mut xs: &'a mut [T], bounds: &[usize]) -> Vec<&'a mut [T]> {
@@ -100,7 +92,7 @@ pub(super) fn cut<'a, T>(mut xs: &'a mut [T], bounds: &[usize]) -> Vec<&'a mut [
         .collect()
 }
 
-impl Shard<'_> {
+impl State<Slices<'_>> {
     /// Clears the input and returns it, for the drive and the projections.
     pub fn cleared_input(&mut self) -> Input<'_> {
         match self {
@@ -163,7 +155,7 @@ pub enum Input<'a> {
     F32(&'a mut [f32]),
 }
 
-impl Neurons {
+impl State<Owned> {
     /// `n` neurons of `model` at rest (the model has been validated).
     pub fn new(model: &ModelSpec, n: usize) -> Self {
         match model {
