@@ -6,7 +6,9 @@
    (``Engine.run``, one call) and for Brian2 (its ``cython`` target, in a subprocess of
    ``--brian-python``, through ``brain_bench.py``'s worker) on a network of the same
    size, rule, weights and drive, in the same run. Target: Brian2 / engine >= 5 and the
-   engine <= 1 ns per unit.
+   engine <= 1 ns per unit. The engine cuts the region into one shard per core; it is
+   also timed on one thread (a child process with ``RAYON_NUM_THREADS=1``), as Brian2
+   runs. For the step without Python, see ``bench/engine_step.rs``.
 2. **The default brain.** ``default_brain(100_000)``: steps/s of the engine against the
    previous Python-driven step loop (``python_loop`` below: the per-region numpy drive
    and the kernels called from Python each step, as the package did before the engine),
@@ -96,6 +98,17 @@ def bench_engine_units(steps: int, reps: int) -> dict:
         "steps_per_s": steps / median(seconds),
         "spike_rate": median(rates),
     }
+
+
+def bench_engine_units_one_thread(steps: int, reps: int) -> dict:
+    """:func:`bench_engine_units` in a child process whose rayon pool has one thread
+    (``RAYON_NUM_THREADS=1``): the engine on one core, as Brian2 runs."""
+    progress("target 1, engine on one thread (child process)")
+    env = dict(os.environ, RAYON_NUM_THREADS="1")
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--engine-units-json"]
+    cmd += ["--steps", str(steps), "--reps", str(reps)]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
 
 
 def bench_brian_units(steps: int, reps: int, python: str) -> dict:
@@ -338,10 +351,15 @@ def main() -> int:
     ap.add_argument("--targets", type=int, nargs="+", default=[1, 2, 3, 4])
     ap.add_argument("--size-neurons", type=int, default=1_000_000)
     ap.add_argument("--out", default="bench/results/engine_bench.json")
+    ap.add_argument("--engine-units-json", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.engine_units_json:
+        print(json.dumps(bench_engine_units(args.steps, args.reps)))
+        return 0
     res: dict = {"load_average": os.getloadavg(), "steps": args.steps, "reps": args.reps}
     if 1 in args.targets:
         res["target1_engine"] = bench_engine_units(args.steps, args.reps)
+        res["target1_engine_one_thread"] = bench_engine_units_one_thread(args.steps, args.reps)
         if not args.no_brian:
             res["target1_brian2"] = bench_brian_units(args.steps, args.reps, args.brian_python)
     if 2 in args.targets:
@@ -365,6 +383,12 @@ def print_report(res: dict) -> None:
             f"1. engine: {e['ns_per_unit']:.3f} ns/unit, {e['steps_per_s']:,.0f} steps/s, "
             f"{e['spike_rate'] * 100:.3f}% spikes/step"
         )
+        e1 = res.get("target1_engine_one_thread")
+        if e1:
+            print(
+                f"   engine on one thread: {e1['ns_per_unit']:.3f} ns/unit, "
+                f"{e1['steps_per_s']:,.0f} steps/s"
+            )
         b = res.get("target1_brian2")
         if b and "error" not in b:
             print(
@@ -372,6 +396,11 @@ def print_report(res: dict) -> None:
                 f"{b['steps_per_s']:,.0f} steps/s, {b['spike_rate'] * 100:.3f}% spikes/step; "
                 f"brian2 / engine = {b['ns_per_unit'] / e['ns_per_unit']:.1f}x (target >= 5)"
             )
+            if e1:
+                print(
+                    "   brian2 / engine on one thread = "
+                    f"{b['ns_per_unit'] / e1['ns_per_unit']:.1f}x"
+                )
         elif b:
             print(f"   brian2: {b['error']}")
     t2 = res.get("target2")

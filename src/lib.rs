@@ -9,6 +9,7 @@ pub mod comm;
 pub mod compress;
 #[cfg(feature = "transport")]
 pub mod config;
+pub mod cpu;
 pub mod crypto;
 pub mod dh;
 pub mod engine;

@@ -61,7 +61,7 @@ impl Weight for f32 {
     }
 }
 
-/// How many spikes ahead [`Synapses::touch_ahead`] loads rows.
+/// How many spikes ahead [`Synapses::prefetch_ahead`] asks for rows.
 const AHEAD: usize = 8;
 
 /// Rows below this are built serially: a parallel build gains nothing on small ones.
@@ -108,28 +108,6 @@ impl Synapses {
         }
     }
 
-    /// Loads the first entries of the rows of `spikes[j + AHEAD]` (and the `indptr`
-    /// entry of `spikes[j + 2 * AHEAD]`) into a value the caller keeps: plain loads, so
-    /// the cache misses of coming rows overlap the adds of this one (a prefetch without
-    /// `unsafe`). Rows of sorted spikes are far apart in memory; without this every row
-    /// waits for its own misses in turn.
-    #[inline(always)]
-    fn touch_ahead<W: Copy + Into<f32>>(&self, spikes: &[u32], j: usize, w: &[W]) -> f32 {
-        let mut sink = 0.0f32;
-        if let Some(&a) = spikes.get(j + AHEAD) {
-            let (lo, _) = self.row(a as usize);
-            if let (Some(&c), Some(&x)) = (self.indices.get(lo), w.get(lo)) {
-                sink += c as f32 + x.into();
-            }
-        }
-        if self.fixed_row.is_none() {
-            if let Some(&b) = spikes.get(j + 2 * AHEAD) {
-                sink += self.indptr[b as usize] as f32;
-            }
-        }
-        sink
-    }
-
     /// Number of synapses.
     pub fn len(&self) -> usize {
         self.indices.len()
@@ -149,48 +127,181 @@ impl Synapses {
         self.indptr.len() * std::mem::size_of::<usize>() + self.indices.len() * 4 + w
     }
 
-    /// Adds the rows of `spikes` (each below `n_pre`) into `target`, in the order given;
-    /// returns the number of synaptic events. Integer LIF targets add i16 weights with
-    /// saturation.
-    pub fn propagate_i32(&self, spikes: &[u32], target: &mut [i32]) -> u64 {
+    /// Where the rows cross the inner `bounds` of the target region's parts (`bounds`
+    /// runs from 0 to `n_post`, increasing), for [`Part`]s to propagate apart.
+    pub fn row_cuts(&self, bounds: &[usize]) -> RowCuts {
+        let inner = &bounds[1..bounds.len() - 1];
+        if inner.is_empty() {
+            return RowCuts::Sorted(Vec::new());
+        }
+        let n_pre = self.indptr.len().saturating_sub(1);
+        let rows = || (0..n_pre).map(|s| self.row(s));
+        if !rows().all(|(lo, hi)| self.indices[lo..hi].is_sorted()) {
+            return RowCuts::Unsorted;
+        }
+        let mut at = vec![0u32; n_pre * inner.len()];
+        at.par_chunks_mut(inner.len())
+            .enumerate()
+            .for_each(|(s, cuts)| {
+                let (lo, hi) = self.row(s);
+                let row = &self.indices[lo..hi];
+                for (cut, &b) in cuts.iter_mut().zip(inner) {
+                    *cut = row.partition_point(|&c| (c as usize) < b) as u32;
+                }
+            });
+        RowCuts::Sorted(at)
+    }
+
+    /// Adds the rows of `spikes` (each below `n_pre`) into `target`, the targets of
+    /// `part`, in the order given; returns the number of synaptic events. Integer LIF
+    /// targets add i16 weights with saturation.
+    pub fn propagate_i32(&self, spikes: &[u32], part: Part<'_>, target: &mut [i32]) -> u64 {
         let Weights::I16(w) = &self.weights else {
             unreachable!("integer targets have i16 weights")
         };
-        self.propagate(spikes, w, target, |t, x| {
+        self.propagate(spikes, part, w, target, |t, x| {
             *t = t.saturating_add(i32::from(x))
         })
     }
 
     /// [`propagate_i32`](Self::propagate_i32) for float targets: plain `f32` adds, in
     /// the order of `spikes`, then of the row.
-    pub fn propagate_f32(&self, spikes: &[u32], target: &mut [f32]) -> u64 {
+    pub fn propagate_f32(&self, spikes: &[u32], part: Part<'_>, target: &mut [f32]) -> u64 {
         let Weights::F32(w) = &self.weights else {
             unreachable!("float targets have f32 weights")
         };
-        self.propagate(spikes, w, target, |t, x| *t += x)
+        self.propagate(spikes, part, w, target, |t, x| *t += x)
+    }
+
+    /// The storage range of the synapses of row `s` that land in `part`, and whether
+    /// the range must still be filtered by target (rows not sorted).
+    #[inline(always)]
+    fn segment(&self, s: usize, part: &Part<'_>) -> (usize, usize, bool) {
+        let (lo, hi) = self.row(s);
+        match part.cuts {
+            RowCuts::Unsorted => (lo, hi, true),
+            RowCuts::Sorted(_) if part.parts == 1 => (lo, hi, false),
+            RowCuts::Sorted(at) => {
+                let (k, inner) = (part.k, part.parts - 1);
+                let a = if k == 0 {
+                    lo
+                } else {
+                    lo + at[s * inner + k - 1] as usize
+                };
+                let b = if k == inner {
+                    hi
+                } else {
+                    lo + at[s * inner + k] as usize
+                };
+                (a, b, false)
+            }
+        }
+    }
+
+    /// Hints the cache lines of the segment of `spikes[j + AHEAD]` (and the `indptr`
+    /// and cut entries of `spikes[j + 2 * AHEAD]`, which that needs) for loading, so
+    /// the cache misses of coming rows overlap the adds of this one. Rows of sorted
+    /// spikes are far apart in memory; without this every row waits for its own misses
+    /// in turn.
+    #[inline(always)]
+    fn prefetch_ahead<W>(&self, spikes: &[u32], j: usize, part: &Part<'_>, w: &[W]) {
+        if let Some(&a) = spikes.get(j + AHEAD) {
+            let (lo, hi, _) = self.segment(a as usize, part);
+            crate::cpu::prefetch_slice(&self.indices[lo..hi]);
+            crate::cpu::prefetch_slice(&w[lo..hi]);
+        }
+        if let Some(&b) = spikes.get(j + 2 * AHEAD) {
+            if self.fixed_row.is_none() {
+                crate::cpu::prefetch(&self.indptr[b as usize]);
+            }
+            if let RowCuts::Sorted(at) = part.cuts {
+                if let Some(cut) = at.get(b as usize * (part.parts - 1)) {
+                    crate::cpu::prefetch(cut);
+                }
+            }
+        }
     }
 
     /// The loop both share: rows in the order of `spikes`, each row in its order, the
-    /// next rows loaded early (`touch_ahead`).
+    /// next rows asked for early (`prefetch_ahead`).
     #[inline(always)]
-    fn propagate<W: Copy + Into<f32>, T>(
+    fn propagate<W: Copy, T>(
         &self,
         spikes: &[u32],
+        part: Part<'_>,
         w: &[W],
         target: &mut [T],
         add: impl Fn(&mut T, W),
     ) -> u64 {
-        let (mut events, mut sink) = (0, 0.0);
+        let mut events = 0;
+        let base = part.base;
         for (j, &s) in spikes.iter().enumerate() {
-            sink += self.touch_ahead(spikes, j, w);
-            let (lo, hi) = self.row(s as usize);
-            events += (hi - lo) as u64;
-            for (&c, &x) in self.indices[lo..hi].iter().zip(&w[lo..hi]) {
-                add(&mut target[c as usize], x);
+            self.prefetch_ahead(spikes, j, &part, w);
+            let (lo, hi, filter) = self.segment(s as usize, &part);
+            let synapses = self.indices[lo..hi].iter().zip(&w[lo..hi]);
+            if filter {
+                for (&c, &x) in synapses {
+                    if let Some(t) = target.get_mut((c as usize).wrapping_sub(base)) {
+                        add(t, x);
+                        events += 1;
+                    }
+                }
+            } else {
+                events += (hi - lo) as u64;
+                for (&c, &x) in synapses {
+                    add(&mut target[c as usize - base], x);
+                }
             }
         }
-        std::hint::black_box(sink);
         events
+    }
+}
+
+/// Where each row of a projection crosses the bounds of its target region's parts.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RowCuts {
+    /// Every row is sorted by target: for row `s`, entries `s * inner..(s + 1) * inner`
+    /// are the offsets from the row's start where it reaches each inner bound (none for
+    /// a region in one part).
+    Sorted(Vec<u32>),
+    /// Some row is not sorted (explicit arrays): each part scans whole rows and keeps
+    /// the synapses onto its own targets.
+    Unsorted,
+}
+
+impl RowCuts {
+    /// Bytes of storage.
+    pub fn bytes(&self) -> usize {
+        match self {
+            Self::Sorted(at) => at.len() * 4,
+            Self::Unsorted => 0,
+        }
+    }
+}
+
+/// Part `k` of `parts` of a target region: the neurons from `base` on, whose input is
+/// the `target` slice propagation adds into.
+#[derive(Clone, Copy, Debug)]
+pub struct Part<'a> {
+    /// Which part.
+    pub k: usize,
+    /// Of how many.
+    pub parts: usize,
+    /// The first neuron of the part.
+    pub base: usize,
+    /// The projection's cuts for these parts.
+    pub cuts: &'a RowCuts,
+}
+
+impl<'a> Part<'a> {
+    /// The whole target region as one part (`cuts` built for one part).
+    pub fn whole(cuts: &'a RowCuts) -> Self {
+        Self {
+            k: 0,
+            parts: 1,
+            base: 0,
+            cuts,
+        }
     }
 }
 
@@ -388,7 +499,10 @@ mod tests {
         assert_eq!(s.indptr, [0, 2, 2, 3]);
         assert_eq!(s.weights, Weights::I16(vec![1, -2, 3]));
         let mut t = vec![0i32; 3];
-        assert_eq!(s.propagate_i32(&[0, 2], &mut t), 3);
+        assert_eq!(
+            s.propagate_i32(&[0, 2], Part::whole(&RowCuts::Sorted(Vec::new())), &mut t),
+            3
+        );
         assert_eq!(t, [-2, 1, 3]);
         let p = spec(rule, WeightSpec::Array { values: vec![1.0] });
         let e = Synapses::build(0, 0, &p, 3, 3, false).unwrap_err();
@@ -407,7 +521,7 @@ mod tests {
             weights: Weights::I16(vec![i16::MAX]),
         };
         let mut t = vec![i32::MAX - 1];
-        s.propagate_i32(&[0], &mut t);
+        s.propagate_i32(&[0], Part::whole(&RowCuts::Sorted(Vec::new())), &mut t);
         assert_eq!(t, [i32::MAX]);
     }
 }

@@ -16,7 +16,10 @@
 //! since a live peer that does not deliver may only be waiting on one of them.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicU64,
+    Ordering::{Acquire, Relaxed, Release},
+};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -33,6 +36,11 @@ use crate::comm::{Communicator, Message, Service, Subscription};
 pub const RESEND_AFTER: Duration = Duration::from_secs(1);
 /// The topic prefix of the nodes' liveliness tokens.
 const ALIVE: &str = "brain/alive/";
+/// How long a node waiting for a peer's spikes polls for them before it sleeps. In lock
+/// step a wait is about one network latency; a sleeping thread (and, in a VM, a halted
+/// core) takes tens of microseconds more to wake than the spikes take to arrive.
+const POLL_BEFORE_SLEEP: Duration = Duration::from_micros(200);
+
 /// How long a timeout waits for the liveliness tokens to answer.
 const GONE_CHECK: Duration = Duration::from_millis(500);
 
@@ -77,6 +85,8 @@ type Sent = Mutex<HashMap<Pair, VecDeque<(u64, Vec<u8>)>>>;
 struct Inbox {
     boxes: Mutex<Boxes>,
     arrived: Condvar,
+    /// Steps stored so far: a waiter polls it before taking the lock.
+    stored: AtomicU64,
     received: AtomicU64,
     duplicates: AtomicU64,
     malformed: AtomicU64,
@@ -106,12 +116,28 @@ impl Inbox {
             return false;
         }
         b.insert(step, spikes);
+        self.stored.fetch_add(1, Release);
         self.arrived.notify_all();
         true
     }
 
     /// Takes the spikes of `pair` at `step`, waiting until `until` at most.
+    /// First polls for [`POLL_BEFORE_SLEEP`] (yielding the core to any thread that
+    /// wants it, such as the one delivering the spikes), then sleeps on the condition.
     fn take(&self, pair: (usize, usize), step: u64, until: Instant) -> Option<Vec<u32>> {
+        let poll_until = (Instant::now() + POLL_BEFORE_SLEEP).min(until);
+        let mut seen = None;
+        while Instant::now() < poll_until {
+            let stored = self.stored.load(Acquire);
+            if seen != Some(stored) {
+                seen = Some(stored);
+                let mut boxes = self.boxes.lock();
+                if let Some(s) = boxes.get_mut(&pair).and_then(|b| b.remove(&step)) {
+                    return Some(s);
+                }
+            }
+            std::thread::yield_now();
+        }
         let mut boxes = self.boxes.lock();
         loop {
             if let Some(s) = boxes.get_mut(&pair).and_then(|b| b.remove(&step)) {

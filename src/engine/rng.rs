@@ -7,6 +7,10 @@
 //! node runs it and whatever ran before: any partition of the regions over nodes gives
 //! the same spikes.
 
+/// The drive of a region is drawn in blocks of this many neurons, each from its own
+/// stream, so the parts of a region stepped in parallel draw their own kicks.
+pub const DRIVE_BLOCK: usize = 1 << 14;
+
 /// SplitMix64's increment (the golden ratio in 64-bit fixed point).
 const GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
 
@@ -22,7 +26,8 @@ fn mix64(mut z: u64) -> u64 {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u64)]
 pub enum Domain {
-    /// The external drive of a region at a step: `(region, step)`.
+    /// The external drive of a block of a region at a step: `(region + block * 2^32,
+    /// step)` (see [`Stream::drive`]).
     Drive = 1,
     /// The synapses of one presynaptic neuron of a projection: `(projection, neuron)`.
     Connect = 2,
@@ -42,6 +47,12 @@ impl Stream {
         k = mix64(k.wrapping_add(a).wrapping_mul(GAMMA) ^ k);
         k = mix64(k.wrapping_add(b).wrapping_mul(GAMMA) ^ (k >> 7));
         Self { state: k }
+    }
+
+    /// The drive of neurons `block * DRIVE_BLOCK..` of `region` at `step`. Block 0's
+    /// stream is `(seed, Drive, region, step)`.
+    pub fn drive(seed: u64, region: u64, block: u64, step: u64) -> Self {
+        Self::new(seed, Domain::Drive, region | (block << 32), step)
     }
 
     /// The next 64 random bits.

@@ -545,55 +545,33 @@ mod tests {
                 "{e} lacks {needle}"
             );
         }
-        let mut net = with_projection(
-            "lif_int",
-            r#"{"kind": "fixed_fan_out", "fan_out": 2}"#,
-            r#"{"kind": "constant", "value": 1}"#,
-            1,
-        );
-        net.validate().unwrap();
-        net.projections[0].target = "c".into();
-        assert!(net
-            .validate()
-            .unwrap_err()
-            .to_string()
-            .contains("no region \"c\""));
-        let mut net = with_projection(
-            "lif_int",
-            r#"{"kind": "fixed_fan_out", "fan_out": 2}"#,
-            r#"{"kind": "constant", "value": 1}"#,
-            1,
-        );
-        net.regions[1].name = "a".into();
-        assert!(net
-            .validate()
-            .unwrap_err()
-            .to_string()
-            .contains("used twice"));
-        net.regions[1].name = "a b".into();
-        assert!(net.validate().unwrap_err().to_string().contains("letters"));
-        net.regions[1].name = "b".into();
-        net.regions[0].drive.rate = 2.0;
-        assert!(net
-            .validate()
-            .unwrap_err()
-            .to_string()
-            .contains("drive.rate"));
-        net.regions[0].drive = DriveSpec {
-            rate: 0.1,
-            weight: 0.5,
-        };
-        assert!(net
-            .validate()
-            .unwrap_err()
-            .to_string()
-            .contains("drive.weight"));
-        net.regions[0].drive.weight = 600.0;
-        net.regions[0].n = 0;
-        assert!(net
-            .validate()
-            .unwrap_err()
-            .to_string()
-            .contains("n must be"));
+        let valid = || with_projection("lif_int", FAN_OUT_2, ONE, 1);
+        valid().validate().unwrap();
+        type Change = fn(&mut NetworkSpec);
+        let changes: [(Change, &str); 6] = [
+            (
+                |net| net.projections[0].target = "c".into(),
+                "no region \"c\"",
+            ),
+            (|net| net.regions[1].name = "a".into(), "used twice"),
+            (|net| net.regions[1].name = "a b".into(), "letters"),
+            (|net| net.regions[0].drive.rate = 2.0, "drive.rate"),
+            (
+                |net| {
+                    net.regions[0].drive = DriveSpec {
+                        rate: 0.1,
+                        weight: 0.5,
+                    }
+                },
+                "drive.weight",
+            ),
+            (|net| net.regions[0].n = 0, "n must be"),
+        ];
+        for (change, needle) in changes {
+            let mut net = valid();
+            change(&mut net);
+            let e = net.validate().unwrap_err().to_string();
+            assert!(e.contains(needle), "{e} lacks {needle}");
+        }
     }
 }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::connect::Synapses;
-use super::rng::{Domain, Stream};
+use super::rng::{Domain, Stream, DRIVE_BLOCK};
 use super::spec::*;
 use super::{Engine, EngineError};
 
@@ -148,7 +148,12 @@ fn regions_stepped_in_parallel_match_one_engine_per_region() {
 /// drive and synapses taken from the same streams as the engine.
 #[test]
 fn integer_lif_region_matches_the_reference_definition() {
-    let n = 300;
+    for (n, shards) in [(300, 1), (2 * DRIVE_BLOCK + 300, 3)] {
+        integer_lif_reference(n, shards);
+    }
+}
+
+fn integer_lif_reference(n: usize, shards: usize) {
     let p = LifIntSpec {
         leak: 230,
         threshold: 1024,
@@ -163,14 +168,17 @@ fn integer_lif_region_matches_the_reference_definition() {
     let super::connect::Weights::I16(w) = &syn.weights else {
         panic!()
     };
-    let mut engine = Engine::new(spec, None).unwrap();
+    let mut engine = Engine::with_shards(spec, None, shards).unwrap();
     let mut v = vec![0i64; n];
     let mut last: Vec<u32> = Vec::new();
     let mut fired = 0;
     for t in 0..200u64 {
         let mut i = vec![0i64; n];
-        let mut drive = Stream::new(3, Domain::Drive, 0, t);
-        drive.bernoulli_positions(n as u64, 0.05, |k| i[k as usize] += 600);
+        for (block, start) in (0..n).step_by(DRIVE_BLOCK).enumerate() {
+            let len = (n - start).min(DRIVE_BLOCK) as u64;
+            let mut drive = Stream::drive(3, 0, block as u64, t);
+            drive.bernoulli_positions(len, 0.05, |k| i[start + k as usize] += 600);
+        }
         for &s in &last {
             for k in syn.indptr[s as usize]..syn.indptr[s as usize + 1] {
                 i[syn.indices[k] as usize] += i64::from(w[k]);
@@ -324,4 +332,59 @@ fn a_run_calls_its_hook_and_stops_when_told() {
     let done = e.run(20, Duration::from_secs(60), |_| true).unwrap();
     assert_eq!(done, 20);
     assert!(e.stats().updates == 25 * (50 + 57 + 28));
+}
+
+/// Regions of several drive blocks, cut into 1 to 5 shards: the same spikes. One
+/// projection has unsorted explicit rows (each shard then filters whole rows).
+#[test]
+fn spikes_do_not_depend_on_the_number_of_shards() {
+    let n = 2 * DRIVE_BLOCK + 1000;
+    let mut spec = mixed(n);
+    let n_c = spec.regions[2].n;
+    let (mut indptr, mut indices) = (vec![0u64], Vec::new());
+    for s in 0..n_c as u32 {
+        // Descending targets spread over the whole of region a.
+        indices.extend([(s * 7919 + 2 * DRIVE_BLOCK as u32 / 3) % n as u32, s % 100]);
+        indptr.push(indices.len() as u64);
+    }
+    spec.projections.push(projection(
+        "c",
+        "a",
+        RuleSpec::Csr { indptr, indices },
+        uniform(200.0, 400.0),
+        1,
+    ));
+    let steps = 15;
+    let run = |shards: usize| {
+        let mut e = Engine::with_shards(spec.clone(), None, shards).unwrap();
+        let mut raster = Vec::new();
+        for _ in 0..steps {
+            e.step().unwrap();
+            raster.push(
+                (0..3)
+                    .map(|k| e.last_spikes(k).to_vec())
+                    .collect::<Vec<_>>(),
+            );
+        }
+        (raster, e.stats())
+    };
+    let (one, stats) = run(1);
+    let fired: usize = one.iter().flatten().map(Vec::len).sum();
+    assert!(fired > 1000, "{fired} spikes");
+    for shards in [2, 3, 5] {
+        assert_eq!(run(shards), (one.clone(), stats), "{shards} shards");
+    }
+}
+
+/// Shard bounds fall on drive blocks, cover the region once and are as even as blocks
+/// allow.
+#[test]
+fn shard_bounds_follow_the_drive_blocks() {
+    use super::region::shard_bounds;
+    let b = DRIVE_BLOCK;
+    assert_eq!(shard_bounds(100, 4), vec![0, 100]);
+    assert_eq!(shard_bounds(0, 2), vec![0, 0]);
+    assert_eq!(shard_bounds(3 * b, 2), vec![0, b, 3 * b]);
+    assert_eq!(shard_bounds(3 * b + 1, 2), vec![0, 2 * b, 3 * b + 1]);
+    assert_eq!(shard_bounds(2 * b, 8), vec![0, b, 2 * b]);
 }

@@ -149,6 +149,14 @@ fn step_unchecked_len<I: Current>(
     i_syn: &[I],
     spikes: &mut [bool],
 ) {
+    crate::cpu::with_avx2(
+        #[inline(always)]
+        || step_loop(p, v, i_syn, spikes),
+    );
+}
+
+#[inline(always)]
+fn step_loop<I: Current>(p: LifIntParams, v: &mut [i16], i_syn: &[I], spikes: &mut [bool]) {
     // The leak is tested once per call, so each loop is a straight vectorizable body.
     if (0..=256).contains(&p.leak) {
         let d = Damped::new(p.leak);

@@ -10,7 +10,7 @@ use numpy::{PyArray1, PyArray2, PyArrayMethods};
 use parking_lot::{Mutex, MutexGuard};
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::{IntoPyDict, PyDict, PyList};
 
 use crate::engine::exchange::{Exchange, ExchangePlan, ExchangeStats};
 use crate::engine::{Engine, EngineError, NetworkSpec, RunStats};
@@ -179,12 +179,14 @@ impl PyEngine {
     /// of the last slice).
     fn exchange_stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let s = self.counters.lock().1;
-        let d = PyDict::new(py);
-        d.set_item("sent", s.sent)?;
-        d.set_item("received", s.received)?;
-        d.set_item("duplicates", s.duplicates)?;
-        d.set_item("malformed", s.malformed)?;
-        d.set_item("resend_requests", s.resend_requests)?;
+        let d = [
+            ("sent", s.sent),
+            ("received", s.received),
+            ("duplicates", s.duplicates),
+            ("malformed", s.malformed),
+            ("resend_requests", s.resend_requests),
+        ]
+        .into_py_dict(py)?;
         d.set_item("wait_seconds", s.wait.as_secs_f64())?;
         Ok(d)
     }
@@ -292,12 +294,13 @@ impl PyEngine {
     /// during a run, as of the last slice).
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let s = self.counters.lock().0;
-        let d = PyDict::new(py);
-        d.set_item("steps", s.steps)?;
-        d.set_item("spikes", s.spikes)?;
-        d.set_item("events", s.events)?;
-        d.set_item("updates", s.updates)?;
-        Ok(d)
+        [
+            ("steps", s.steps),
+            ("spikes", s.spikes),
+            ("events", s.events),
+            ("updates", s.updates),
+        ]
+        .into_py_dict(py)
     }
 }
 
