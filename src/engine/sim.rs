@@ -124,7 +124,8 @@ impl Engine {
             return Err(EngineError::Argument("local: no region to run".into()));
         }
         let tasks: usize = regions.iter().map(|r| r.bounds.len() - 1).sum();
-        let parallel = tasks > 1;
+        let total: usize = regions.iter().map(|r| r.neurons.len()).sum();
+        let parallel = tasks > 1 && total >= PARALLEL_MIN_NEURONS;
         Ok(Self {
             spec,
             regions,

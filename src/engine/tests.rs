@@ -137,6 +137,11 @@ fn regions_stepped_in_parallel_match_one_engine_per_region() {
     let spec = mixed(30_000);
     let engine = Engine::new(spec.clone(), None).unwrap();
     assert!(engine.parallel);
+    // Small networks step serially: waking a pool thread would cost more than the step.
+    for shards in [1, 2] {
+        let small = Engine::with_shards(mixed(1000), None, shards).unwrap();
+        assert!(!small.parallel, "{shards} shards");
+    }
     let steps = 12;
     assert_eq!(
         run_partitioned(&spec, &[&["a", "b", "c"]], steps),
