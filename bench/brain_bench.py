@@ -76,6 +76,10 @@ import tempfile
 import time
 from pathlib import Path
 
+# One BLAS thread: idle OpenBLAS threads spin after each call, and here they would
+# compete for the cores with the processes being measured (node processes inherit it).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import numpy as np
 
 SIZES = (1_000, 10_000, 100_000)
