@@ -144,9 +144,7 @@ impl ShardStep<'_> {
     /// model. The spikes (region indices) go to the front of the shard's `out`.
     pub(super) fn compute(&mut self, t: u64, seed: u64, history: &[Option<History>]) {
         let (rate, weight) = (self.drive.rate, self.drive.weight);
-        let len = self.out.len();
         let first_block = self.base / DRIVE_BLOCK;
-        let blocks = (first_block..).take(len.div_ceil(DRIVE_BLOCK));
         let inputs = self
             .incoming
             .iter()
@@ -169,22 +167,16 @@ impl ShardStep<'_> {
         match self.neurons.cleared_input() {
             Input::I32(x) => {
                 let w = weight as i32;
-                for (b, x) in blocks.zip(x.chunks_mut(DRIVE_BLOCK)) {
-                    let mut drive = Stream::drive(seed, region, b as u64, t);
-                    drive.bernoulli_positions(x.len() as u64, rate, |k| {
-                        x[k as usize] = x[k as usize].saturating_add(w);
-                    });
-                }
+                add_drive(x, (seed, region, first_block, t), rate, |x| {
+                    *x = x.saturating_add(w)
+                });
                 for (syn, part, spikes) in inputs {
                     events += syn.propagate_i32(spikes, part, x);
                 }
             }
             Input::F32(x) => {
                 let w = weight as f32;
-                for (b, x) in blocks.zip(x.chunks_mut(DRIVE_BLOCK)) {
-                    let mut drive = Stream::drive(seed, region, b as u64, t);
-                    drive.bernoulli_positions(x.len() as u64, rate, |k| x[k as usize] += w);
-                }
+                add_drive(x, (seed, region, first_block, t), rate, |x| *x += w);
                 for (syn, part, spikes) in inputs {
                     events += syn.propagate_f32(spikes, part, x);
                 }
@@ -196,5 +188,20 @@ impl ShardStep<'_> {
         for s in &mut self.out[..self.count] {
             *s += base;
         }
+    }
+}
+
+/// Applies `kick` to the input `x[k]` of every neuron the drive kicks at step `t`: `x`
+/// starts at block `first_block` of `region`, and each block's kicks come from its own
+/// stream ([`Stream::drive`]).
+fn add_drive<T>(
+    x: &mut [T],
+    (seed, region, first_block, t): (u64, u64, usize, u64),
+    rate: f64,
+    kick: impl Fn(&mut T),
+) {
+    for (b, x) in (first_block..).zip(x.chunks_mut(DRIVE_BLOCK)) {
+        Stream::drive(seed, region, b as u64, t)
+            .bernoulli_positions(x.len() as u64, rate, |k| kick(&mut x[k as usize]));
     }
 }

@@ -52,19 +52,7 @@ impl Engine {
     /// Builds the regions named in `local` (all of them for `None`) with their incoming
     /// projections.
     pub fn new(spec: NetworkSpec, local: Option<&[String]>) -> Result<Self, EngineError> {
-        let local_regions: Vec<_> = spec
-            .regions
-            .iter()
-            .filter(|r| local.is_none_or(|names| names.contains(&r.name)))
-            .collect();
-        let total: usize = local_regions.iter().map(|r| r.n).sum();
-        let threads = rayon::current_num_threads();
-        let shards = if total >= PARALLEL_MIN_NEURONS {
-            threads.div_ceil(local_regions.len().max(1))
-        } else {
-            1
-        };
-        Self::with_shards(spec, local, shards)
+        Self::build(spec, local, None)
     }
 
     /// [`new`](Self::new) with each region cut into `shards` shards (fewer where a
@@ -75,6 +63,16 @@ impl Engine {
         local: Option<&[String]>,
         shards: usize,
     ) -> Result<Self, EngineError> {
+        Self::build(spec, local, Some(shards))
+    }
+
+    /// Without `shards`: regions are cut when the local ones hold
+    /// [`PARALLEL_MIN_NEURONS`] in all and are fewer than rayon's threads.
+    fn build(
+        spec: NetworkSpec,
+        local: Option<&[String]>,
+        shards: Option<usize>,
+    ) -> Result<Self, EngineError> {
         spec.validate()?;
         let mut is_local = vec![local.is_none(); spec.regions.len()];
         for name in local.unwrap_or_default() {
@@ -83,6 +81,21 @@ impl Engine {
             })?;
             is_local[i] = true;
         }
+        let (count, total) = spec
+            .regions
+            .iter()
+            .zip(&is_local)
+            .filter(|(_, &here)| here)
+            .fold((0, 0), |(k, n), (r, _)| (k + 1, n + r.n));
+        if count == 0 {
+            return Err(EngineError::Argument("local: no region to run".into()));
+        }
+        let large = total >= PARALLEL_MIN_NEURONS;
+        let shards = shards.unwrap_or(if large {
+            rayon::current_num_threads().div_ceil(count)
+        } else {
+            1
+        });
         let depth = u64::from(spec.max_delay());
         let mut history: Vec<Option<History>> = vec![None; spec.regions.len()];
         let mut regions = Vec::new();
@@ -120,12 +133,8 @@ impl Engine {
                 events: 0,
             });
         }
-        if regions.is_empty() {
-            return Err(EngineError::Argument("local: no region to run".into()));
-        }
         let tasks: usize = regions.iter().map(|r| r.bounds.len() - 1).sum();
-        let total: usize = regions.iter().map(|r| r.neurons.len()).sum();
-        let parallel = tasks > 1 && total >= PARALLEL_MIN_NEURONS;
+        let parallel = tasks > 1 && large;
         Ok(Self {
             spec,
             regions,
